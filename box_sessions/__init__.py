@@ -1,0 +1,43 @@
+"""box_sessions: an async SDK for Box's session-termination API."""
+
+from ._auth import BoxAuth, CCGAuth, DeveloperTokenAuth
+from ._client import BoxClient
+from ._clock import Clock, SystemClock
+from ._errors import (
+    AuthenticationError,
+    BadRequestError,
+    BoxAPIError,
+    BoxConnectionError,
+    BoxError,
+    BoxTimeoutError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+)
+from ._retry import RetryPolicy
+from ._session_termination import SessionTerminationManager, SessionTerminationMessage
+from ._version import __version__
+
+__all__ = [
+    "AuthenticationError",
+    "BadRequestError",
+    "BoxAPIError",
+    "BoxAuth",
+    "BoxClient",
+    "BoxConnectionError",
+    "BoxError",
+    "BoxTimeoutError",
+    "CCGAuth",
+    "Clock",
+    "DeveloperTokenAuth",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RetryPolicy",
+    "ServerError",
+    "SessionTerminationManager",
+    "SessionTerminationMessage",
+    "SystemClock",
+    "__version__",
+]

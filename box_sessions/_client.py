@@ -1,0 +1,154 @@
+"""`BoxClient`: the entry point, owning the transport and the managers."""
+
+from __future__ import annotations
+
+import enum
+import random
+from types import TracebackType
+
+import httpx
+
+from ._auth import BoxAuth
+from ._clock import Clock, SystemClock
+from ._retry import RetryPolicy
+from ._session_termination import SessionTerminationManager
+from ._transport import Transport
+from ._validation import check_secure_url
+from ._version import __version__
+
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "BoxClient"]
+
+DEFAULT_BASE_URL = "https://api.box.com"
+#: Seconds for each of connect, read, write and pool of one attempt.
+DEFAULT_TIMEOUT = 30.0
+
+
+class _Unset(enum.Enum):
+    UNSET = enum.auto()
+
+
+_UNSET = _Unset.UNSET
+
+
+class _State(enum.Enum):
+    UNOPENED = "unopened"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+def _build_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
+    if isinstance(timeout, httpx.Timeout):
+        return timeout
+    if timeout is None:
+        return httpx.Timeout(None)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds or an httpx.Timeout, got {type(timeout).__name__}")
+    if not timeout > 0:
+        raise ValueError(f"timeout must be positive, got {timeout!r}")
+    return httpx.Timeout(float(timeout))
+
+
+class BoxClient:
+    """An async client for Box's session-termination API.
+
+    Use it as an async context manager, or call `aclose` when done. Once closed it cannot be
+    reopened.
+
+    Args:
+        auth: The credentials: `DeveloperTokenAuth` or `CCGAuth`.
+        base_url: The API host; calls go to ``{base_url}/2.0/...`` and CCG tokens come from
+            ``{base_url}/oauth2/token``. Must be https, except for a loopback host (tests).
+        timeout: Per-attempt network timeout in seconds, or an `httpx.Timeout`. Default 30 s, or
+            the given ``http_client``'s own timeout. ``None``: no per-attempt timeout (the retry
+            policy's ``total_timeout`` still applies).
+        retry: How calls are retried; see `RetryPolicy` for the defaults.
+        http_client: An `httpx.AsyncClient` to send through (e.g. a FastAPI app's pooled one).
+            Closing it stays the caller's job.
+        clock: Time source for waits, deadlines and token expiry; tests pass a fake one.
+
+    Raises:
+        TypeError, ValueError: an argument is of the wrong type or value (plain http to a
+            non-loopback host among them).
+    """
+
+    def __init__(
+        self,
+        auth: BoxAuth,
+        *,
+        base_url: str | httpx.URL = DEFAULT_BASE_URL,
+        timeout: float | httpx.Timeout | _Unset | None = _UNSET,
+        retry: RetryPolicy | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if not isinstance(auth, BoxAuth):
+            raise TypeError(f"auth must be a DeveloperTokenAuth or CCGAuth, got {type(auth).__name__}")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise TypeError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
+        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
+            raise TypeError(f"http_client must be an httpx.AsyncClient, got {type(http_client).__name__}")
+        url = check_secure_url(base_url, "base_url")
+        url = url.copy_with(path=url.path.rstrip("/") or "/")
+        if timeout is _UNSET:
+            timeout = http_client.timeout if http_client is not None else DEFAULT_TIMEOUT
+        owns_http = http_client is None
+        if http_client is None:
+            http_client = httpx.AsyncClient(
+                timeout=_build_timeout(timeout),
+                follow_redirects=False,
+                limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
+            )
+        self._http = http_client
+        self._owns_http = owns_http
+        self._state = _State.UNOPENED
+        self._transport = Transport(
+            auth=auth,
+            base_url=url,
+            http_client=http_client,
+            timeout=_build_timeout(timeout),
+            retry=retry or RetryPolicy(),
+            clock=clock or SystemClock(),
+            headers={"User-Agent": f"box-sessions/{__version__}", "Accept": "application/json"},
+            rng=random.Random(),
+        )
+        self._session_termination = SessionTerminationManager(self._transport)
+
+    @property
+    def session_termination(self) -> SessionTerminationManager:
+        """Terminate users' and groups' sessions."""
+        if self._state is _State.CLOSED:
+            raise RuntimeError("this BoxClient is closed; create a new one")
+        return self._session_termination
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether `aclose` has been called."""
+        return self._state is _State.CLOSED
+
+    async def __aenter__(self) -> BoxClient:
+        if self._state is _State.CLOSED:
+            raise RuntimeError("a closed BoxClient cannot be reopened; create a new one")
+        if self._state is _State.OPEN:
+            raise RuntimeError("this BoxClient is already open")
+        self._state = _State.OPEN
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the client and, if this client created it, its connection pool."""
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        if self._owns_http:
+            await self._http.aclose()
+
+    def __repr__(self) -> str:
+        url = str(self._transport.base_url)
+        return f"BoxClient(base_url={url!r}, auth={self._transport.auth!r}, state={self._state.value})"

@@ -1,0 +1,94 @@
+"""The retry policy: how often, how long, and when to give up."""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import random
+
+import attrs
+
+__all__ = ["RetryPolicy", "parse_retry_after"]
+
+#: Default deadline of one call, in seconds, across all attempts and waits.
+DEFAULT_TOTAL_TIMEOUT: float | None = 300.0
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """How a client retries a call that failed for a reason worth retrying.
+
+    Retried: 429, 500, 502, 503, 504, timeouts and connection errors. Never retried: any other
+    status (400, 403, 404, ...). A 401 is answered by refreshing the token once, not by this policy.
+
+    Args:
+        max_attempts: Attempts per call, the first one included. ``1`` turns retries off.
+        initial_backoff: Ceiling of the first back-off wait, in seconds.
+        max_backoff: Ceiling of any back-off wait, in seconds. Waits grow as
+            ``initial_backoff * 2 ** (retry - 1)`` up to this ceiling.
+        jitter: Full jitter (a uniform random wait between 0 and the ceiling, as AWS recommends)
+            so that many clients do not retry in step. ``False`` waits the ceiling exactly.
+        max_retry_after: The longest ``retry-after`` (of a 429 or 503) that is waited for. A
+            longer one raises `RateLimitError` (or `ServerError`) at once with ``.retry_after``
+            set, so that a caller is not parked for an hour without knowing.
+        total_timeout: Deadline in seconds for one call across every attempt and every wait
+            (back-off, ``retry-after``, the shared cool-down). A wait that would cross it is not
+            begun; each attempt's network timeouts are cut to what remains. ``None``: no deadline.
+    """
+
+    max_attempts: int = attrs.field(default=5, validator=[attrs.validators.instance_of(int), attrs.validators.ge(1)])
+    initial_backoff: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
+    max_backoff: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
+    jitter: bool = True
+    max_retry_after: float = attrs.field(default=120.0, validator=attrs.validators.ge(0))
+    total_timeout: float | None = attrs.field(
+        default=DEFAULT_TOTAL_TIMEOUT, validator=attrs.validators.optional(attrs.validators.gt(0.0))
+    )
+
+    @max_backoff.validator
+    def _check_max_backoff(self, _attribute: attrs.Attribute[float], value: float) -> None:
+        if value < self.initial_backoff:
+            raise ValueError(
+                f"RetryPolicy max_backoff ({value!r}) must not be smaller than "
+                f"initial_backoff ({self.initial_backoff!r})"
+            )
+
+    def backoff(self, retry_number: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait before retry number ``retry_number`` (1 for the first retry)."""
+        ceiling = min(self.max_backoff, self.initial_backoff * 2.0 ** max(0, retry_number - 1))
+        if not self.jitter:
+            return ceiling
+        return (rng or random).uniform(0.0, ceiling)
+
+
+def parse_retry_after(value: str | None, *, now: float) -> float | None:
+    """Seconds to wait according to a ``retry-after`` header value.
+
+    Accepts whole or fractional seconds (``"30"``, ``"1.5"``) and an HTTP-date
+    (``"Wed, 21 Oct 2015 07:28:00 GMT"``; a date in the past means 0).
+
+    Args:
+        value: The header value, or ``None`` when the header is absent.
+        now: The current wall-clock time (Unix seconds), to turn a date into a delay.
+
+    Returns:
+        A finite, non-negative number of seconds, or ``None`` when the value is absent or unusable.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # "-0000" dates parse naive; HTTP-dates are always UTC.
+        return None
+    return max(0.0, when.timestamp() - now)

@@ -1,0 +1,329 @@
+"""The transport: one `httpx.AsyncClient`, bearer auth, retries, the shared cool-down, deadlines.
+
+It knows requests and answers, nothing of batches. One call (`Transport.post_json`) is:
+
+1. wait out the client's shared cool-down (set by any 429 of this client);
+2. get a token (single-flight, see `_auth`), send, and on a 401 refresh the token once and resend;
+3. map the answer or the network failure to a typed `BoxError`;
+4. let tenacity decide: retry 429/500/502/503/504, timeouts and connection errors, waiting
+   ``retry-after`` or an exponential back-off with full jitter, within ``max_attempts`` and the
+   call's ``total_timeout``. A wait that would cross the deadline is not begun.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import httpx
+import tenacity as _t
+
+from ._auth import BoxAuth, TokenGrant
+from ._clock import Clock
+from ._errors import (
+    AuthenticationError,
+    BoxAPIError,
+    BoxConnectionError,
+    BoxError,
+    BoxTimeoutError,
+    RateLimitError,
+    error_from_response,
+)
+from ._retry import RetryPolicy, parse_retry_after
+
+__all__ = ["CallObserver", "Transport"]
+
+logger = logging.getLogger("box_sessions")
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+#: Box's documented access-token lifetime, assumed when a token answer has no usable expires_in.
+DEFAULT_TOKEN_LIFETIME = 3600.0
+
+# Notes added to a 401's message.
+_DEVELOPER_401_NOTE = (
+    "the developer token expired or was revoked; developer tokens last 60 minutes "
+    "and cannot be refreshed: make a new one"
+)
+_FRESH_401_NOTE = (
+    "Box refused a freshly issued token; check the app's scopes and that it is authorized in the enterprise"
+)
+
+
+class _Final(Exception):  # noqa: N818 - a private carrier, not an error users see
+    """Carries an error out of the retry loop untouched: it must not be retried.
+
+    Used for errors of the token request (already retried on their own) and for waits that
+    would cross the deadline.
+    """
+
+    def __init__(self, error: BoxError) -> None:
+        super().__init__()
+        self.error = error
+
+
+@attrs.define
+class CallObserver:
+    """Counts what one caller's calls cost; the bulk manager keeps one per job."""
+
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+
+
+@attrs.define
+class _Call:
+    """One call: what to send, and what it remembers across its attempts."""
+
+    url: httpx.URL
+    json_body: Any
+    form: Mapping[str, str] | None
+    observer: CallObserver | None
+    deadline: float | None
+    refreshed_after_401: bool = False
+
+    @property
+    def authenticated(self) -> bool:
+        """API calls carry the bearer token; the token request (a form) does not."""
+        return self.form is None
+
+
+def _cap_timeout(timeout: httpx.Timeout, remaining: float) -> httpx.Timeout:
+    def cap(value: float | None) -> float:
+        return remaining if value is None else min(value, remaining)
+
+    return httpx.Timeout(
+        connect=cap(timeout.connect),
+        read=cap(timeout.read),
+        write=cap(timeout.write),
+        pool=cap(timeout.pool),
+    )
+
+
+class Transport:
+    """Sends Box API calls with auth, retries, cool-down and deadline. Private to the package."""
+
+    def __init__(
+        self,
+        *,
+        auth: BoxAuth,
+        base_url: httpx.URL,
+        http_client: httpx.AsyncClient,
+        timeout: httpx.Timeout,
+        retry: RetryPolicy,
+        clock: Clock,
+        headers: Mapping[str, str],
+        rng: random.Random | None = None,
+    ) -> None:
+        self.auth = auth
+        self.base_url = base_url
+        self.retry = retry
+        self.clock = clock
+        self._http = http_client
+        self._timeout = timeout
+        self._headers = dict(headers)
+        self._rng = rng or random.Random()
+        self._cooldown_until = -math.inf
+        self.token_url = base_url.copy_with(path="/oauth2/token")
+
+    # -- public to the package -------------------------------------------------------------
+
+    async def post_json(self, path: str, body: Any, *, observer: CallObserver | None = None) -> httpx.Response:
+        """POST ``body`` as JSON to ``/2.0{path}`` with auth and retries; return the 2xx response.
+
+        Raises:
+            BoxAPIError: Box answered an error status (a subclass for each status family).
+            BoxTimeoutError: every attempt timed out, or the deadline passed.
+            BoxConnectionError: every attempt failed to connect.
+        """
+        url = self.base_url.copy_with(path=self.base_url.path.rstrip("/") + "/2.0" + path)
+        return await self._call(url, json_body=body, form=None, observer=observer)
+
+    @property
+    def cooldown_remaining(self) -> float:
+        """Seconds left of the client's shared cool-down after a 429 (0 when none)."""
+        return max(0.0, self._cooldown_until - self.clock.monotonic())
+
+    # -- the retry loop --------------------------------------------------------------------
+
+    async def _call(
+        self,
+        url: httpx.URL,
+        *,
+        json_body: Any,
+        form: Mapping[str, str] | None,
+        observer: CallObserver | None,
+    ) -> httpx.Response:
+        policy = self.retry
+        total = policy.total_timeout
+        call = _Call(
+            url=url,
+            json_body=json_body,
+            form=form,
+            observer=observer,
+            deadline=None if total is None else self.clock.monotonic() + total,
+        )
+
+        def stop(rs: _t.RetryCallState) -> bool:
+            if rs.attempt_number >= policy.max_attempts:
+                return True
+            return call.deadline is not None and self.clock.monotonic() + rs.upcoming_sleep > call.deadline
+
+        def before_sleep(rs: _t.RetryCallState) -> None:
+            assert rs.outcome is not None  # noqa: S101 - tenacity sets it before sleeping
+            error = rs.outcome.exception()
+            if isinstance(error, RateLimitError):
+                # One shared cool-down: every request of this client holds off, not only this one.
+                self._cooldown_until = max(self._cooldown_until, self.clock.monotonic() + rs.upcoming_sleep)
+            if observer is not None:
+                observer.retries += 1
+            logger.info(
+                "Retrying POST %s after %s (attempt %d of %d), waiting %.2f s",
+                url.path,
+                _describe(error),
+                rs.attempt_number,
+                policy.max_attempts,
+                rs.upcoming_sleep,
+            )
+
+        retrying = _t.AsyncRetrying(
+            sleep=self.clock.sleep,
+            stop=stop,
+            wait=self._wait,
+            retry=_t.retry_if_exception(self._should_retry),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            response: httpx.Response = await retrying(self._attempt, call)
+        except _Final as final:
+            raise final.error from final.error.__cause__
+        return response
+
+    def _should_retry(self, error: BaseException) -> bool:
+        if isinstance(error, (BoxTimeoutError, BoxConnectionError)):
+            return True
+        if isinstance(error, BoxAPIError) and error.status in RETRYABLE_STATUSES:
+            return error.retry_after is None or error.retry_after <= self.retry.max_retry_after
+        return False
+
+    def _wait(self, rs: _t.RetryCallState) -> float:
+        assert rs.outcome is not None  # noqa: S101 - tenacity sets it before asking for a wait
+        error = rs.outcome.exception()
+        if isinstance(error, BoxAPIError) and error.retry_after is not None:
+            return error.retry_after
+        return self.retry.backoff(rs.attempt_number, self._rng)
+
+    # -- one attempt -----------------------------------------------------------------------
+
+    def _remaining(self, call: _Call) -> float | None:
+        return None if call.deadline is None else call.deadline - self.clock.monotonic()
+
+    async def _await_cooldown(self, call: _Call) -> None:
+        while (wait := self._cooldown_until - self.clock.monotonic()) > 0:
+            remaining = self._remaining(call)
+            if remaining is not None and wait > remaining:
+                raise _Final(
+                    BoxTimeoutError(
+                        f"the client is cooling down for {wait:.1f} s after a 429, longer than the "
+                        f"{remaining:.1f} s left before this call's deadline"
+                    )
+                )
+            await self.clock.sleep(wait)
+
+    async def _attempt(self, call: _Call) -> httpx.Response:
+        await self._await_cooldown(call)
+        while True:
+            headers = dict(self._headers)
+            token, fetched = "", False
+            if call.authenticated:
+                token, fetched = await self._token()
+                headers["Authorization"] = f"Bearer {token}"
+            response = await self._send(call, headers)
+            if response.status_code != 401 or not call.authenticated:
+                break
+            if not self.auth.can_refresh:
+                raise self._error(response, token_endpoint=False, note=_DEVELOPER_401_NOTE)
+            if fetched or call.refreshed_after_401:
+                # A token that was just issued is refused: refreshing again would loop.
+                raise self._error(response, token_endpoint=False, note=_FRESH_401_NOTE)
+            call.refreshed_after_401 = True
+            self.auth._invalidate(token, self.token_url)  # noqa: SLF001 - the auth protocol
+            logger.info("POST %s answered 401; refreshing the token once", call.url.path)
+        if response.is_success:
+            return response
+        error = self._error(response, token_endpoint=not call.authenticated)
+        if call.observer is not None and error.status == 429:
+            call.observer.rate_limited += 1
+        raise error
+
+    async def _token(self) -> tuple[str, bool]:
+        try:
+            return await self.auth._get_token(self._request_token, self.token_url, self.clock)  # noqa: SLF001
+        except BoxError as error:
+            # The token request was retried on its own; retrying the API call would multiply that.
+            raise _Final(error) from error
+
+    async def _send(self, call: _Call, headers: dict[str, str]) -> httpx.Response:
+        timeout = self._timeout
+        remaining = self._remaining(call)
+        if remaining is not None:
+            if remaining <= 0:
+                raise _Final(BoxTimeoutError("the call's deadline passed before the request could be sent"))
+            timeout = _cap_timeout(timeout, remaining)
+        if call.observer is not None:
+            call.observer.requests += 1
+        path = call.url.path
+        try:
+            return await self._http.post(
+                call.url, json=call.json_body, data=call.form, headers=headers, timeout=timeout
+            )
+        except httpx.TimeoutException as exc:
+            raise BoxTimeoutError(f"POST {path} timed out ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise BoxConnectionError(f"POST {path} failed: {type(exc).__name__}: {exc}") from exc
+        except httpx.HTTPError as exc:
+            raise BoxError(f"POST {path} failed: {type(exc).__name__}: {exc}") from exc
+
+    def _error(self, response: httpx.Response, *, token_endpoint: bool, note: str | None = None) -> BoxAPIError:
+        retry_after = parse_retry_after(response.headers.get("retry-after"), now=self.clock.time())
+        error = error_from_response(response, retry_after=retry_after, token_endpoint=token_endpoint)
+        if note:
+            error.message = f"{error.message} ({note})"
+            error.args = (error.message,)
+        return error
+
+    # -- the token endpoint ----------------------------------------------------------------
+
+    async def _request_token(self, url: httpx.URL, form: Mapping[str, str]) -> TokenGrant:
+        response = await self._call(url, json_body=None, form=form, observer=None)
+        try:
+            body = json.loads(response.content)
+            token = body["access_token"]
+            expires_in = body.get("expires_in")
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise AuthenticationError(
+                "the token endpoint answered without an access_token",
+                status=response.status_code,
+                headers=response.headers,
+            ) from None
+        if not isinstance(token, str) or not token:
+            raise AuthenticationError(
+                "the token endpoint answered with an empty access_token",
+                status=response.status_code,
+                headers=response.headers,
+            )
+        if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)):
+            expires_in = DEFAULT_TOKEN_LIFETIME
+        return TokenGrant(access_token=token, expires_in=float(expires_in))
+
+
+def _describe(error: BaseException | None) -> str:
+    if isinstance(error, BoxAPIError):
+        return f"{error.status} {error.code or ''}".rstrip()
+    return type(error).__name__

@@ -1,0 +1,125 @@
+"""Input normalisation at the edge: every value is checked before anything is sent."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable
+
+import httpx
+
+__all__ = [
+    "check_secure_url",
+    "normalise_id",
+    "normalise_id_list",
+    "normalise_login",
+    "normalise_login_list",
+]
+
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def _type_name(value: object) -> str:
+    return type(value).__name__
+
+
+def normalise_id(value: object, argument: str) -> str:
+    """Return a Box id as a digit string.
+
+    Args:
+        value: A ``str`` of ASCII digits or a non-negative ``int`` (not a ``bool``).
+        argument: The argument's name, for the error message.
+
+    Raises:
+        TypeError: ``value`` is neither ``str`` nor ``int`` (``None``, ``bool``, ``float``, ...).
+        ValueError: ``value`` is empty, negative or not made of digits.
+    """
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise TypeError(f"{argument}: an id must be a str or int, got {_type_name(value)} {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"{argument}: an id must not be negative, got {value!r}")
+        return str(value)
+    if not _DIGITS.fullmatch(value):
+        shown = "an empty string" if not value else repr(value[:64])
+        raise ValueError(f"{argument}: an id must be a string of digits, got {shown}")
+    return value
+
+
+def normalise_login(value: object, argument: str) -> str:
+    """Return a Box login (an email address) unchanged after checking it.
+
+    Raises:
+        TypeError: ``value`` is not a ``str``.
+        ValueError: ``value`` is empty, has white space at either end or inside, or has no ``@``.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{argument}: a login must be a str, got {_type_name(value)} {value!r}")
+    if not value:
+        raise ValueError(f"{argument}: a login must not be empty")
+    if value.strip() != value or any(ch.isspace() for ch in value):
+        raise ValueError(f"{argument}: a login must not contain white space, got {value[:64]!r}")
+    if "@" not in value:
+        raise ValueError(f"{argument}: a login is an email address and needs an '@', got {value[:64]!r}")
+    return value
+
+
+def _check_collection(values: object, argument: str) -> Iterable[object]:
+    if isinstance(values, (str, bytes, bytearray)):
+        raise TypeError(
+            f"{argument}: expected a list of values, got a bare {_type_name(values)} {values!r}; "
+            f"write {argument}=[{values!r}]"
+        )
+    if isinstance(values, dict) or not isinstance(values, Iterable):
+        raise TypeError(f"{argument}: expected a list of values, got {_type_name(values)}")
+    return values
+
+
+def _dedupe(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def normalise_id_list(values: object, argument: str) -> list[str]:
+    """Check and normalise a list of ids; ``None`` means none. Duplicates are sent once."""
+    if values is None:
+        return []
+    return _dedupe(normalise_id(v, argument) for v in _check_collection(values, argument))
+
+
+def normalise_login_list(values: object, argument: str) -> list[str]:
+    """Check a list of logins; ``None`` means none. Duplicates are sent once."""
+    if values is None:
+        return []
+    return _dedupe(normalise_login(v, argument) for v in _check_collection(values, argument))
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_secure_url(url: object, argument: str) -> httpx.URL:
+    """Parse a URL that credentials will be sent to: https, or http to a loopback host only.
+
+    Raises:
+        TypeError: ``url`` is not a ``str`` or `httpx.URL`.
+        ValueError: the URL is not absolute, not http(s), or plain http to a non-loopback host.
+    """
+    if not isinstance(url, (str, httpx.URL)):
+        raise TypeError(f"{argument} must be a str or httpx.URL, got {_type_name(url)}")
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"{argument} is not a valid URL: {exc}") from exc
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValueError(f"{argument} must be an absolute http(s) URL, got {str(url)!r}")
+    if parsed.scheme == "http" and not _is_loopback(parsed.host):
+        raise ValueError(
+            f"{argument} uses plain http to {parsed.host!r}: credentials are only sent over https "
+            "(plain http is allowed to loopback hosts, for tests)"
+        )
+    return parsed

@@ -1,0 +1,81 @@
+"""Shared fixtures: a fake clock, clients wired to respx, and Box-shaped answers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+import box_sessions
+from box_sessions.testing import FakeClock
+
+BASE = "https://api.box.com"
+USERS_URL = f"{BASE}/2.0/users/terminate_sessions"
+GROUPS_URL = f"{BASE}/2.0/groups/terminate_sessions"
+TOKEN_URL = f"{BASE}/oauth2/token"
+ACCEPTED = {"message": "Request is successful, please check the admin events for the status of the job"}
+
+
+def box_error(status: int, code: str = "error", message: str = "something failed", **headers: str) -> httpx.Response:
+    """An error response shaped as Box sends it (``ClientError``)."""
+    body = {
+        "type": "error",
+        "status": status,
+        "code": code,
+        "message": message,
+        "request_id": f"req{status}",
+        "help_url": "https://developer.box.com/guides/api-calls/permissions-and-errors/common-errors/",
+        "context_info": {"errors": [{"reason": "invalid_parameter"}]},
+    }
+    return httpx.Response(status, json=body, headers={k.replace("_", "-"): v for k, v in headers.items()})
+
+
+def accepted() -> httpx.Response:
+    return httpx.Response(202, json=ACCEPTED)
+
+
+def token_answer(token: str = "tok-1", expires_in: float = 3600) -> httpx.Response:
+    return httpx.Response(
+        200,
+        json={
+            "access_token": token,
+            "expires_in": expires_in,
+            "token_type": "bearer",
+            "restricted_to": [],
+        },
+    )
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def make_client(clock: FakeClock) -> Callable[..., box_sessions.BoxClient]:
+    """Build clients on the fake clock, no jitter, closed at the end of the test."""
+    made: list[box_sessions.BoxClient] = []
+
+    def make(auth: box_sessions.BoxAuth | None = None, **kwargs: Any) -> box_sessions.BoxClient:
+        kwargs.setdefault("clock", clock)
+        kwargs.setdefault("retry", box_sessions.RetryPolicy(jitter=False))
+        client = box_sessions.BoxClient(auth or box_sessions.DeveloperTokenAuth("dev-token"), **kwargs)
+        made.append(client)
+        return client
+
+    return make
+
+
+@pytest.fixture
+async def client(
+    make_client: Callable[..., box_sessions.BoxClient],
+) -> AsyncIterator[box_sessions.BoxClient]:
+    async with make_client() as c:
+        yield c
+
+
+@pytest.fixture
+def ccg() -> box_sessions.CCGAuth:
+    return box_sessions.CCGAuth(client_id="cid", client_secret="very-secret", enterprise_id="42")

@@ -1,0 +1,48 @@
+"""The public names are a contract: pin them."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+import box_sessions
+import box_sessions.testing
+
+
+def test_all_is_sorted_and_complete() -> None:
+    """`__all__` is sorted and lists every public name the package exposes."""
+    assert box_sessions.__all__ == sorted(box_sessions.__all__)
+    public = {name for name in dir(box_sessions) if not name.startswith("_")} - {"testing"}
+    assert public == set(box_sessions.__all__) - {"__version__"}
+
+
+def test_contract_names_exist() -> None:
+    """The names other code relies on are exported."""
+    for name in [
+        "AuthenticationError",
+        "BadRequestError",
+        "BoxAPIError",
+        "BoxClient",
+        "BoxConnectionError",
+        "BoxError",
+        "BoxTimeoutError",
+        "CCGAuth",
+        "DeveloperTokenAuth",
+        "NotFoundError",
+        "PermissionDeniedError",
+        "RateLimitError",
+        "RetryPolicy",
+        "ServerError",
+    ]:
+        assert name in box_sessions.__all__, name
+
+
+def test_version_comes_from_metadata() -> None:
+    """`__version__` is the installed distribution's version."""
+    assert box_sessions.__version__ == version("box-sessions")
+
+
+def test_testing_all_is_sorted() -> None:
+    """The testing module's `__all__` is sorted and importable."""
+    assert box_sessions.testing.__all__ == sorted(box_sessions.testing.__all__)
+    for name in box_sessions.testing.__all__:
+        assert hasattr(box_sessions.testing, name)
