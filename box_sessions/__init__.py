@@ -1,6 +1,7 @@
 """box_sessions: an async SDK for Box's session-termination API."""
 
 from ._auth import BoxAuth, CCGAuth, DeveloperTokenAuth
+from ._bulk import BatchResult, Failure, Progress, TerminationReport
 from ._client import BoxClient
 from ._clock import Clock, SystemClock
 from ._errors import (
@@ -15,6 +16,7 @@ from ._errors import (
     RateLimitError,
     ServerError,
 )
+from ._ratelimit import RateLimit
 from ._retry import RetryPolicy
 from ._session_termination import SessionTerminationManager, SessionTerminationMessage
 from ._version import __version__
@@ -22,6 +24,7 @@ from ._version import __version__
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
+    "BatchResult",
     "BoxAPIError",
     "BoxAuth",
     "BoxClient",
@@ -31,13 +34,17 @@ __all__ = [
     "CCGAuth",
     "Clock",
     "DeveloperTokenAuth",
+    "Failure",
     "NotFoundError",
     "PermissionDeniedError",
+    "Progress",
+    "RateLimit",
     "RateLimitError",
     "RetryPolicy",
     "ServerError",
     "SessionTerminationManager",
     "SessionTerminationMessage",
     "SystemClock",
+    "TerminationReport",
     "__version__",
 ]

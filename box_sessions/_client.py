@@ -10,6 +10,7 @@ import httpx
 
 from ._auth import BoxAuth
 from ._clock import Clock, SystemClock
+from ._ratelimit import RateLimit, RateLimiter
 from ._retry import RetryPolicy
 from ._session_termination import SessionTerminationManager
 from ._transport import Transport
@@ -21,6 +22,8 @@ __all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "BoxClient"]
 DEFAULT_BASE_URL = "https://api.box.com"
 #: Seconds for each of connect, read, write and pool of one attempt.
 DEFAULT_TIMEOUT = 30.0
+#: Box's documented limit: about 1,000 calls a minute per user, adaptive.
+DEFAULT_RATE_LIMIT = RateLimit()
 
 
 class _Unset(enum.Enum):
@@ -64,6 +67,8 @@ class BoxClient:
         retry: How calls are retried; see `RetryPolicy` for the defaults.
         http_client: An `httpx.AsyncClient` to send through (e.g. a FastAPI app's pooled one).
             Closing it stays the caller's job.
+        rate_limit: Client-side pacing shared by every request of this client; default Box's
+            documented 1,000 calls a minute, adaptive on 429s. ``None`` turns it off.
         clock: Time source for waits, deadlines and token expiry; tests pass a fake one.
 
     Raises:
@@ -79,12 +84,15 @@ class BoxClient:
         timeout: float | httpx.Timeout | _Unset | None = _UNSET,
         retry: RetryPolicy | None = None,
         http_client: httpx.AsyncClient | None = None,
+        rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT,
         clock: Clock | None = None,
     ) -> None:
         if not isinstance(auth, BoxAuth):
             raise TypeError(f"auth must be a DeveloperTokenAuth or CCGAuth, got {type(auth).__name__}")
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise TypeError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
+        if rate_limit is not None and not isinstance(rate_limit, RateLimit):
+            raise TypeError(f"rate_limit must be a RateLimit or None, got {type(rate_limit).__name__}")
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
             raise TypeError(f"http_client must be an httpx.AsyncClient, got {type(http_client).__name__}")
         url = check_secure_url(base_url, "base_url")
@@ -101,14 +109,16 @@ class BoxClient:
         self._http = http_client
         self._owns_http = owns_http
         self._state = _State.UNOPENED
+        clock = clock or SystemClock()
         self._transport = Transport(
             auth=auth,
             base_url=url,
             http_client=http_client,
             timeout=_build_timeout(timeout),
             retry=retry or RetryPolicy(),
-            clock=clock or SystemClock(),
+            clock=clock,
             headers={"User-Agent": f"box-sessions/{__version__}", "Accept": "application/json"},
+            limiter=None if rate_limit is None else RateLimiter(rate_limit, clock),
             rng=random.Random(),
         )
         self._session_termination = SessionTerminationManager(self._transport)

@@ -170,6 +170,13 @@ def _fallback_message(response: httpx.Response) -> str:
     return f"HTTP {response.status_code} {reason}, body not Box's JSON: {text!r}"
 
 
+def with_note(error: BoxAPIError, note: str) -> BoxAPIError:
+    """Append ``note`` to the error's message (Python 3.10 has no ``add_note``)."""
+    error.message = f"{error.message} ({note})"
+    error.args = (error.message,)
+    return error
+
+
 def error_from_response(
     response: httpx.Response,
     *,

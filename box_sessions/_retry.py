@@ -8,7 +8,7 @@ import random
 
 import attrs
 
-__all__ = ["RetryPolicy", "parse_retry_after"]
+__all__ = ["RetryBudget", "RetryPolicy", "parse_retry_after"]
 
 #: Default deadline of one call, in seconds, across all attempts and waits.
 DEFAULT_TOTAL_TIMEOUT: float | None = 300.0
@@ -92,3 +92,44 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
     if when.tzinfo is None:  # "-0000" dates parse naive; HTTP-dates are always UTC.
         return None
     return max(0.0, when.timestamp() - now)
+
+
+@attrs.define
+class RetryBudget:
+    """A retry quota shared by the calls of one bulk job, after AWS SDKs' retry quota.
+
+    Each retry withdraws ``retry_cost`` (``timeout_cost`` after a timeout); each success deposits
+    one, up to ``capacity``. When a retry cannot be paid for, the call is not retried: a Box that
+    keeps failing gets one attempt per batch instead of ``max_attempts``, and is not hammered.
+    """
+
+    capacity: int = 500
+    retry_cost: int = 5
+    timeout_cost: int = 10
+    _balance: int = attrs.field(init=False)
+    refused: int = attrs.field(default=0, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._balance = self.capacity
+
+    @property
+    def balance(self) -> int:
+        return self._balance
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether the next retry would be refused."""
+        return self._balance < self.retry_cost
+
+    def withdraw(self, *, timeout: bool = False) -> bool:
+        """Pay for one retry; ``False`` (and nothing paid) when the balance is too low."""
+        cost = self.timeout_cost if timeout else self.retry_cost
+        if self._balance < cost:
+            self.refused += 1
+            return False
+        self._balance -= cost
+        return True
+
+    def deposit(self) -> None:
+        """A call succeeded: give one back, up to the capacity."""
+        self._balance = min(self.capacity, self._balance + 1)

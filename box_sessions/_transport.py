@@ -33,8 +33,10 @@ from ._errors import (
     BoxTimeoutError,
     RateLimitError,
     error_from_response,
+    with_note,
 )
-from ._retry import RetryPolicy, parse_retry_after
+from ._ratelimit import RateLimiter
+from ._retry import RetryBudget, RetryPolicy, parse_retry_after
 
 __all__ = ["CallObserver", "Transport"]
 
@@ -84,8 +86,10 @@ class _Call:
     json_body: Any
     form: Mapping[str, str] | None
     observer: CallObserver | None
+    budget: RetryBudget | None
     deadline: float | None
     refreshed_after_401: bool = False
+    budget_refused: bool = False
 
     @property
     def authenticated(self) -> bool:
@@ -118,6 +122,7 @@ class Transport:
         retry: RetryPolicy,
         clock: Clock,
         headers: Mapping[str, str],
+        limiter: RateLimiter | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.auth = auth
@@ -128,13 +133,28 @@ class Transport:
         self._timeout = timeout
         self._headers = dict(headers)
         self._rng = rng or random.Random()
+        self.limiter = limiter
         self._cooldown_until = -math.inf
         self.token_url = base_url.copy_with(path="/oauth2/token")
 
     # -- public to the package -------------------------------------------------------------
 
-    async def post_json(self, path: str, body: Any, *, observer: CallObserver | None = None) -> httpx.Response:
+    async def post_json(
+        self,
+        path: str,
+        body: Any,
+        *,
+        observer: CallObserver | None = None,
+        budget: RetryBudget | None = None,
+    ) -> httpx.Response:
         """POST ``body`` as JSON to ``/2.0{path}`` with auth and retries; return the 2xx response.
+
+        Args:
+            path: The API path after ``/2.0``.
+            body: The JSON body.
+            observer: Counts requests, retries and 429s for the caller.
+            budget: A retry quota shared with other calls (a bulk job's); when it is spent the
+                call is not retried, and its error says so.
 
         Raises:
             BoxAPIError: Box answered an error status (a subclass for each status family).
@@ -142,7 +162,7 @@ class Transport:
             BoxConnectionError: every attempt failed to connect.
         """
         url = self.base_url.copy_with(path=self.base_url.path.rstrip("/") + "/2.0" + path)
-        return await self._call(url, json_body=body, form=None, observer=observer)
+        return await self._call(url, json_body=body, form=None, observer=observer, budget=budget)
 
     @property
     def cooldown_remaining(self) -> float:
@@ -158,6 +178,7 @@ class Transport:
         json_body: Any,
         form: Mapping[str, str] | None,
         observer: CallObserver | None,
+        budget: RetryBudget | None = None,
     ) -> httpx.Response:
         policy = self.retry
         total = policy.total_timeout
@@ -166,13 +187,21 @@ class Transport:
             json_body=json_body,
             form=form,
             observer=observer,
+            budget=budget,
             deadline=None if total is None else self.clock.monotonic() + total,
         )
 
         def stop(rs: _t.RetryCallState) -> bool:
             if rs.attempt_number >= policy.max_attempts:
                 return True
-            return call.deadline is not None and self.clock.monotonic() + rs.upcoming_sleep > call.deadline
+            if call.deadline is not None and self.clock.monotonic() + rs.upcoming_sleep > call.deadline:
+                return True
+            if budget is not None:
+                error = rs.outcome.exception() if rs.outcome is not None else None
+                if not budget.withdraw(timeout=isinstance(error, BoxTimeoutError)):
+                    call.budget_refused = True
+                    return True
+            return False
 
         def before_sleep(rs: _t.RetryCallState) -> None:
             assert rs.outcome is not None  # noqa: S101 - tenacity sets it before sleeping
@@ -203,6 +232,12 @@ class Transport:
             response: httpx.Response = await retrying(self._attempt, call)
         except _Final as final:
             raise final.error from final.error.__cause__
+        except BoxError as error:
+            if call.budget_refused:
+                _note_budget(error)
+            raise
+        if budget is not None:
+            budget.deposit()
         return response
 
     def _should_retry(self, error: BaseException) -> bool:
@@ -236,8 +271,25 @@ class Transport:
                 )
             await self.clock.sleep(wait)
 
+    async def _await_rate_limit(self, call: _Call) -> None:
+        if self.limiter is None or not call.authenticated:
+            return
+        wait = self.limiter.reserve()
+        if wait <= 0:
+            return
+        remaining = self._remaining(call)
+        if remaining is not None and wait > remaining:
+            raise _Final(
+                BoxTimeoutError(
+                    f"the client's rate limit would hold this request for {wait:.1f} s, longer than the "
+                    f"{remaining:.1f} s left before this call's deadline"
+                )
+            )
+        await self.clock.sleep(wait)
+
     async def _attempt(self, call: _Call) -> httpx.Response:
         await self._await_cooldown(call)
+        await self._await_rate_limit(call)
         while True:
             headers = dict(self._headers)
             token, fetched = "", False
@@ -279,8 +331,9 @@ class Transport:
         if call.observer is not None:
             call.observer.requests += 1
         path = call.url.path
+        sent_at = self.clock.monotonic()
         try:
-            return await self._http.post(
+            response = await self._http.post(
                 call.url, json=call.json_body, data=call.form, headers=headers, timeout=timeout
             )
         except httpx.TimeoutException as exc:
@@ -289,14 +342,17 @@ class Transport:
             raise BoxConnectionError(f"POST {path} failed: {type(exc).__name__}: {exc}") from exc
         except httpx.HTTPError as exc:
             raise BoxError(f"POST {path} failed: {type(exc).__name__}: {exc}") from exc
+        if self.limiter is not None and call.authenticated:
+            if response.status_code == 429:
+                self.limiter.on_rate_limited(sent_at)
+            elif response.status_code < 500:
+                self.limiter.on_accepted()
+        return response
 
     def _error(self, response: httpx.Response, *, token_endpoint: bool, note: str | None = None) -> BoxAPIError:
         retry_after = parse_retry_after(response.headers.get("retry-after"), now=self.clock.time())
         error = error_from_response(response, retry_after=retry_after, token_endpoint=token_endpoint)
-        if note:
-            error.message = f"{error.message} ({note})"
-            error.args = (error.message,)
-        return error
+        return with_note(error, note) if note else error
 
     # -- the token endpoint ----------------------------------------------------------------
 
@@ -321,6 +377,14 @@ class Transport:
         if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)):
             expires_in = DEFAULT_TOKEN_LIFETIME
         return TokenGrant(access_token=token, expires_in=float(expires_in))
+
+
+def _note_budget(error: BoxError) -> None:
+    note = "not retried: the job's retry budget is spent"
+    if isinstance(error, BoxAPIError):
+        with_note(error, note)
+    else:
+        error.args = (f"{error} ({note})",)
 
 
 def _describe(error: BaseException | None) -> str:

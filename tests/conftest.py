@@ -61,6 +61,7 @@ def make_client(clock: FakeClock) -> Callable[..., box_sessions.BoxClient]:
     def make(auth: box_sessions.BoxAuth | None = None, **kwargs: Any) -> box_sessions.BoxClient:
         kwargs.setdefault("clock", clock)
         kwargs.setdefault("retry", box_sessions.RetryPolicy(jitter=False))
+        kwargs.setdefault("rate_limit", None)  # pacing has tests of its own; here it would add waits
         client = box_sessions.BoxClient(auth or box_sessions.DeveloperTokenAuth("dev-token"), **kwargs)
         made.append(client)
         return client

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from box_sessions import BoxClient, BoxConnectionError, DeveloperTokenAuth, RetryPolicy
+from box_sessions import BoxClient, BoxConnectionError, DeveloperTokenAuth, RateLimit, RetryPolicy
 from box_sessions.testing import DropConnection, LoopbackServer, Reply, Request
 
 from .conftest import ACCEPTED
@@ -41,7 +41,7 @@ async def test_read_timeout_is_retried_then_answered() -> None:
         return accepted()
 
     async with LoopbackServer(handler) as server:
-        async with BoxClient(AUTH, base_url=server.url, timeout=0.3, retry=FAST_RETRY) as client:
+        async with BoxClient(AUTH, base_url=server.url, rate_limit=None, timeout=0.3, retry=FAST_RETRY) as client:
             msg = await client.session_termination.terminate_users_sessions(user_ids=["1"])
         await wait_for_no_connections(server)
     assert msg.message == ACCEPTED["message"]
@@ -60,7 +60,10 @@ async def test_dropped_connection_is_retried() -> None:
             raise DropConnection
         return accepted()
 
-    async with LoopbackServer(handler) as server, BoxClient(AUTH, base_url=server.url, retry=FAST_RETRY) as client:
+    async with (
+        LoopbackServer(handler) as server,
+        BoxClient(AUTH, base_url=server.url, rate_limit=None, retry=FAST_RETRY) as client,
+    ):
         await client.session_termination.terminate_groups_sessions(["5"])
     assert count == 3
 
@@ -74,7 +77,10 @@ async def test_always_dropping_server_raises_connection_error() -> None:
         count += 1
         raise DropConnection
 
-    async with LoopbackServer(handler) as server, BoxClient(AUTH, base_url=server.url, retry=FAST_RETRY) as client:
+    async with (
+        LoopbackServer(handler) as server,
+        BoxClient(AUTH, base_url=server.url, rate_limit=None, retry=FAST_RETRY) as client,
+    ):
         with pytest.raises(BoxConnectionError):
             await client.session_termination.terminate_groups_sessions(["5"])
     assert count == 5
@@ -84,7 +90,7 @@ async def test_refused_connection_raises_connection_error() -> None:
     """Nothing listening on the port: BoxConnectionError after the retries."""
     async with LoopbackServer(lambda r: asyncio.sleep(0, accepted())) as server:
         url = server.url
-    async with BoxClient(AUTH, base_url=url, retry=FAST_RETRY) as client:
+    async with BoxClient(AUTH, base_url=url, rate_limit=None, retry=FAST_RETRY) as client:
         with pytest.raises(BoxConnectionError):
             await client.session_termination.terminate_groups_sessions(["5"])
 
@@ -99,15 +105,15 @@ async def test_200_concurrent_calls_through_one_client() -> None:
         return accepted()
 
     async with LoopbackServer(handler) as server:
-        async with BoxClient(AUTH, base_url=server.url, retry=FAST_RETRY) as client:
+        async with BoxClient(AUTH, base_url=server.url, rate_limit=None, retry=FAST_RETRY) as client:
             results = await asyncio.gather(
                 *(client.session_termination.terminate_users_sessions(user_ids=[i]) for i in range(200))
             )
         await wait_for_no_connections(server)
-        opened = server.connections_opened
+        peak = server.peak_connections
     assert len(results) == 200
     assert sorted(json.loads(b)["user_ids"][0] for b in bodies) == sorted(str(i) for i in range(200))
-    assert 1 < opened <= 100  # concurrency used several connections, never more than the pool allows
+    assert 1 < peak <= 100  # concurrency used several connections at once, never more than the pool allows
 
 
 async def test_429_cooldown_delays_requests_sent_beside_it() -> None:
@@ -129,7 +135,10 @@ async def test_429_cooldown_delays_requests_sent_beside_it() -> None:
             )
         return accepted()
 
-    async with LoopbackServer(handler) as server, BoxClient(AUTH, base_url=server.url, retry=FAST_RETRY) as client:
+    async with (
+        LoopbackServer(handler) as server,
+        BoxClient(AUTH, base_url=server.url, rate_limit=None, retry=FAST_RETRY) as client,
+    ):
         manager = client.session_termination
         limited = asyncio.create_task(manager.terminate_users_sessions(user_ids=["1"]))
         while client._transport.cooldown_remaining == 0:  # noqa: ASYNC110 - no event to wait on
@@ -141,3 +150,90 @@ async def test_429_cooldown_delays_requests_sent_beside_it() -> None:
     # Lower bounds only: every other request waited out the 0.5 s cool-down (never earlier).
     assert all(at >= answered_429_at + 0.45 for at, _ in later)
     assert sum(1 for _, path in later if path == "/2.0/groups/terminate_sessions") == 5
+
+
+async def test_10000_ids_through_rate_limited_faulty_server_all_accounted_once() -> None:
+    """10,000 inputs through a server with a rate limit and 5xx answers: each ends terminated, exactly once."""
+    rate, capacity = 400.0, 20.0
+    tokens, last = capacity, time.monotonic()
+    served = 0
+    statuses: dict[int, int] = {}
+    accepted_ids: list[str] = []
+
+    async def handler(request: Request) -> Reply:
+        nonlocal tokens, last, served
+        served += 1
+        now = time.monotonic()
+        tokens = min(capacity, tokens + (now - last) * rate)
+        last = now
+        status = 202
+        if tokens < 1:
+            status = 429
+        elif served % 13 == 0:
+            tokens -= 1
+            status = 503
+        else:
+            tokens -= 1
+            body = json.loads(request.body)
+            accepted_ids.extend(body.get("user_ids", []) + body.get("user_logins", []) + body.get("group_ids", []))
+        statuses[status] = statuses.get(status, 0) + 1
+        if status == 202:
+            return accepted()
+        return Reply(status, b'{"type":"error","status":%d}' % status, {"retry-after": "0.05"})
+
+    user_ids = [str(i) for i in range(1, 8001)]
+    logins = [f"user{i}@example.com" for i in range(1500)]
+    groups = [str(900_000 + i) for i in range(500)]
+    async with LoopbackServer(handler) as server:
+        async with BoxClient(
+            AUTH,
+            base_url=server.url,
+            retry=FAST_RETRY,
+            rate_limit=RateLimit(requests_per_minute=600 * 60, burst=10),
+        ) as client:
+            report = await client.session_termination.terminate(
+                user_ids=user_ids, user_logins=logins, group_ids=groups, batch_size=50
+            )
+        await wait_for_no_connections(server)
+    assert report.ok, str(report)
+    assert report.failed == []
+    for field, given in (("user_ids", user_ids), ("user_logins", logins), ("group_ids", groups)):
+        assert len(report.terminated[field]) == len(given)
+        assert set(report.terminated[field]) == set(given)
+    assert sorted(accepted_ids) == sorted(user_ids + logins + groups)  # Box got each exactly once
+    assert report.requests == served
+    assert report.rate_limited == statuses.get(429, 0)
+    assert statuses[503] >= 1
+    assert report.retries == statuses.get(429, 0) + statuses[503]
+
+
+async def test_cancelled_job_leaves_no_task_and_no_connection() -> None:
+    """Cancelling a bulk job whose requests hang closes their connections, with the client still open."""
+    hanging = 0
+    all_hanging = asyncio.Event()
+
+    async def handler(request: Request) -> Reply:
+        nonlocal hanging
+        hanging += 1
+        if hanging == 4:
+            all_hanging.set()
+        await asyncio.sleep(60)
+        return accepted()
+
+    async with LoopbackServer(handler) as server:
+        async with BoxClient(AUTH, base_url=server.url, rate_limit=None, retry=FAST_RETRY) as client:
+            before = asyncio.all_tasks()
+            job = asyncio.create_task(
+                client.session_termination.terminate(user_ids=range(1000), batch_size=10, max_concurrency=4)
+            )
+            await all_hanging.wait()
+            job.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await job
+            await wait_for_no_connections(server)  # while the client is still open
+            for _ in range(100):  # the server's own tasks end once they see the hang-up
+                if asyncio.all_tasks() == before:
+                    break
+                await asyncio.sleep(0.01)
+            assert asyncio.all_tasks() == before
+    assert hanging == 4

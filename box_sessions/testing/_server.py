@@ -65,6 +65,7 @@ class LoopbackServer:
         self._handlers: set[asyncio.Task[Reply]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self.connections_opened = 0
+        self.peak_connections = 0
 
     @property
     def port(self) -> int:
@@ -118,6 +119,7 @@ class LoopbackServer:
         self._tasks.add(task)
         self._writers.add(writer)
         self.connections_opened += 1
+        self.peak_connections = max(self.peak_connections, len(self._writers))
         try:
             await self._serve(reader, writer)
         except (ConnectionError, h11.ProtocolError, DropConnection):
