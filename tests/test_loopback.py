@@ -220,20 +220,22 @@ async def test_cancelled_job_leaves_no_task_and_no_connection() -> None:
         await asyncio.sleep(60)
         return accepted()
 
-    async with LoopbackServer(handler) as server:
-        async with BoxClient(AUTH, base_url=server.url, rate_limit=None, retry=FAST_RETRY) as client:
-            before = asyncio.all_tasks()
-            job = asyncio.create_task(
-                client.session_termination.terminate(user_ids=range(1000), batch_size=10, max_concurrency=4)
-            )
-            await all_hanging.wait()
-            job.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await job
-            await wait_for_no_connections(server)  # while the client is still open
-            for _ in range(100):  # the server's own tasks end once they see the hang-up
-                if asyncio.all_tasks() == before:
-                    break
-                await asyncio.sleep(0.01)
-            assert asyncio.all_tasks() == before
+    async with (
+        LoopbackServer(handler) as server,
+        BoxClient(AUTH, base_url=server.url, rate_limit=None, retry=FAST_RETRY) as client,
+    ):
+        before = asyncio.all_tasks()
+        job = asyncio.create_task(
+            client.session_termination.terminate(user_ids=range(1000), batch_size=10, max_concurrency=4)
+        )
+        await all_hanging.wait()
+        job.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await job
+        await wait_for_no_connections(server)  # while the client is still open
+        for _ in range(100):  # the server's own tasks end once they see the hang-up
+            if asyncio.all_tasks() == before:
+                break
+            await asyncio.sleep(0.01)
+        assert asyncio.all_tasks() == before
     assert hanging == 4
