@@ -106,6 +106,9 @@ class Progress:
     sent: int
     read: int
     duplicates: int
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
 
 
 BatchKind: TypeAlias = Literal["users", "groups", "invalid", "unsent"]
@@ -238,6 +241,17 @@ def _check_positive_int(value: object, argument: str) -> int:
     return value
 
 
+def _request_of(kind: Literal["users", "groups"], items: list[Item]) -> tuple[str, dict[str, list[str]]]:
+    """The API path (after ``/2.0``) and JSON body of one batch."""
+    if kind == "groups":
+        return "/groups/terminate_sessions", {"group_ids": [v for _, v in items]}
+    body = {
+        "user_ids": [v for f, v in items if f == "user_ids"],
+        "user_logins": [v for f, v in items if f == "user_logins"],
+    }
+    return "/users/terminate_sessions", body
+
+
 def _is_too_large(error: BoxAPIError) -> bool:
     if error.status == 413:
         return True
@@ -249,7 +263,7 @@ class BulkJob:
 
     def __init__(
         self,
-        transport: Transport,
+        transport: Transport | None,
         *,
         user_ids: Source,
         user_logins: Source,
@@ -340,14 +354,9 @@ class BulkJob:
     # -- sending ---------------------------------------------------------------------------
 
     async def _post(self, kind: Literal["users", "groups"], items: list[Item]) -> None:
-        if kind == "groups":
-            path, body = "/groups/terminate_sessions", {"group_ids": [v for _, v in items]}
-        else:
-            body = {
-                "user_ids": [v for f, v in items if f == "user_ids"],
-                "user_logins": [v for f, v in items if f == "user_logins"],
-            }
-            path = "/users/terminate_sessions"
+        if self._transport is None:
+            raise RuntimeError("this job only plans batches: it has no transport")
+        path, body = _request_of(kind, items)
         await self._transport.post_json(path, body, observer=self.observer, budget=self.budget)
 
     def _stop(self, error: BoxError) -> None:
@@ -393,6 +402,9 @@ class BulkJob:
             sent=self._sent,
             read=self._read,
             duplicates=self.duplicates,
+            requests=self.observer.requests,
+            retries=self.observer.retries,
+            rate_limited=self.observer.rate_limited,
         )
         return BatchResult(kind, tuple(done), tuple(failed), progress)
 
@@ -407,6 +419,21 @@ class BulkJob:
             return None
         rejected, self._rejected = self._rejected, []
         return self._result("invalid", [], rejected)
+
+    async def plan(self) -> AsyncGenerator[tuple[str, dict[str, list[str]]] | Failure, None]:
+        """Yield what `results` would send, without sending: ``(path, body)`` per batch, and each
+        rejected input as a `Failure`. Duplicates are counted in `duplicates`."""
+        try:
+            while True:
+                batch = await self._next_batch()
+                for failure in self._rejected:
+                    yield failure
+                self._rejected.clear()
+                if batch is None:
+                    return
+                yield _request_of(batch.kind, batch.items)
+        finally:
+            await self._shutdown(set())
 
     # -- the loop --------------------------------------------------------------------------
 

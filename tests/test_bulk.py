@@ -331,7 +331,7 @@ async def test_progress_callback_sees_counts(respx_mock: respx.MockRouter, clien
     await client.session_termination.terminate(
         user_ids=["1", "2", "3", "x", "3"], batch_size=2, max_concurrency=1, on_progress=on_progress
     )
-    assert seen[-1] == Progress(terminated=3, failed=1, sent=3, read=5, duplicates=1)
+    assert seen[-1] == Progress(terminated=3, failed=1, sent=3, read=5, duplicates=1, requests=2)
     assert [p.terminated for p in seen if p.failed == 0] == [2]
     assert len(seen) == 3  # two batches and the rejected value
 

@@ -1,0 +1,338 @@
+"""`FakeBox`: an in-memory fake of Box's session-termination and token endpoints.
+
+Faithful to what Box documents (see the project's BOX_API.md): 202 with Box's message, Box's error
+bodies, a lower-case ``retry-after`` on 429, 401 for a missing, unknown or expired token, and the
+OAuth error shape on the token endpoint. Use it in-process as an httpx transport
+(`FakeBox.transport`, `FakeBox.client`) or as a real HTTP/1.1 server on 127.0.0.1
+(``async with fake.serve() as base_url``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import math
+import random
+import secrets
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+from urllib.parse import parse_qs
+
+import attrs
+import httpx
+
+from .._auth import BoxAuth, DeveloperTokenAuth
+from .._client import DEFAULT_TIMEOUT, BoxClient
+from .._clock import Clock, SystemClock
+from ._server import DropConnection, LoopbackServer, Reply, Request
+
+__all__ = ["FakeBox", "RecordedRequest"]
+
+ACCEPTED_MESSAGE = "Request is successful, please check the admin events for the status of the job"
+HELP_URL = "https://developer.box.com/guides/api-calls/permissions-and-errors/common-errors/"
+USERS_PATH = "/2.0/users/terminate_sessions"
+GROUPS_PATH = "/2.0/groups/terminate_sessions"
+OAUTH2_PATH = "/oauth2/token"
+FIELDS = ("user_ids", "user_logins", "group_ids")
+
+
+def _share(_inst: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"FakeBox {attribute.name} must be a share between 0 and 1, got {value!r}")
+
+
+def _optional_set(values: Iterable[object] | None) -> frozenset[str] | None:
+    return None if values is None else frozenset(str(v) for v in values)
+
+
+@attrs.frozen
+class RecordedRequest:
+    """A request FakeBox received, and the status it answered (0: dropped without answer)."""
+
+    method: str
+    path: str
+    body: Any
+    status: int
+    token: str | None = attrs.field(repr=False)
+
+
+@attrs.define(kw_only=True)
+class FakeBox:
+    """A fake Box for tests and demos.
+
+    Args:
+        users: Known user ids; any other id is answered 404 (the whole request, as Box does).
+            ``None`` (default): every id is accepted.
+        logins: Known user logins, likewise.
+        groups: Known group ids, likewise.
+        rate_limit: Requests a minute it allows (token bucket over both endpoints); over it, 429
+            with ``retry-after``. ``None``: no limit.
+        burst: The bucket's size; default one second's worth of ``rate_limit`` (at least 1).
+        integer_retry_after: Send ``retry-after`` in whole seconds (at least 1), as Box does;
+            ``False`` sends the exact fraction, for fast tests.
+        latency: Seconds before each answer; ``jitter`` adds a uniform ± spread.
+        error_rate: Share of API requests answered 500, 502 or 503.
+        stall_rate: Share of API requests whose answer stalls for ``stall_seconds``.
+        drop_rate: Share of API requests whose connection is dropped without an answer.
+        max_batch: The most ids one request may carry; more is answered 400 "too many ids".
+        forbidden: Answer every API call 403, as for a user without the rights.
+        token_lifetime: Seconds a CCG token lives (``expires_in``).
+        client_id, client_secret: The CCG credentials it accepts.
+        developer_token: The developer token it accepts (never expires).
+        seed: Seed of the random draws (faults, jitter), for repeatable runs.
+        clock: Time source for latency, rate limit and token expiry.
+    """
+
+    users: frozenset[str] | None = attrs.field(default=None, converter=_optional_set)
+    logins: frozenset[str] | None = attrs.field(default=None, converter=_optional_set)
+    groups: frozenset[str] | None = attrs.field(default=None, converter=_optional_set)
+    rate_limit: float | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.gt(0)))
+    burst: float | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.ge(1)))
+    integer_retry_after: bool = True
+    latency: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
+    jitter: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
+    error_rate: float = attrs.field(default=0.0, validator=_share)
+    stall_rate: float = attrs.field(default=0.0, validator=_share)
+    drop_rate: float = attrs.field(default=0.0, validator=_share)
+    stall_seconds: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
+    max_batch: int | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.ge(1)))
+    forbidden: bool = False
+    token_lifetime: float = attrs.field(default=3600.0, validator=attrs.validators.gt(0))
+    client_id: str = "fake-client-id"
+    client_secret: str = attrs.field(default="fake-client-secret", repr=False)
+    developer_token: str = attrs.field(default="fake-developer-token", repr=False)
+    seed: int | None = None
+    clock: Clock = attrs.field(factory=SystemClock, repr=False)
+
+    requests: list[RecordedRequest] = attrs.field(factory=list, init=False, repr=False)
+    terminated: dict[str, list[str]] = attrs.field(factory=lambda: {f: [] for f in FIELDS}, init=False, repr=False)
+    status_counts: collections.Counter[int] = attrs.field(factory=collections.Counter, init=False)
+    faults: collections.Counter[str] = attrs.field(factory=collections.Counter, init=False)
+    token_requests: int = attrs.field(default=0, init=False)
+    _tokens: dict[str, float] = attrs.field(factory=dict, init=False, repr=False)
+    _bucket: float = attrs.field(default=0.0, init=False, repr=False)
+    _bucket_at: float | None = attrs.field(default=None, init=False, repr=False)
+    _rng: random.Random = attrs.field(init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    # -- how tests and users wire it -------------------------------------------------------
+
+    def transport(self) -> httpx.AsyncBaseTransport:
+        """An httpx transport that answers in-process, with no sockets."""
+        return _FakeTransport(self)
+
+    def client(self, auth: BoxAuth | None = None, **kwargs: Any) -> BoxClient:
+        """A `BoxClient` wired to this fake in-process (by default with its developer token)."""
+        kwargs.setdefault("base_url", "https://api.box.com")
+        kwargs.setdefault("timeout", DEFAULT_TIMEOUT)
+        http_client = httpx.AsyncClient(transport=self.transport())
+        client = BoxClient(auth or DeveloperTokenAuth(self.developer_token), http_client=http_client, **kwargs)
+        client._owns_http = True  # noqa: SLF001 - the fake made the http client, so the BoxClient closes it
+        return client
+
+    @contextlib.asynccontextmanager
+    async def serve(self, *, port: int = 0) -> AsyncIterator[str]:
+        """Serve on ``127.0.0.1`` (a free port by default) while the block runs; yields the base URL."""
+        async with LoopbackServer(self.handle, port=port) as server:
+            yield server.url
+
+    # -- what tests read -------------------------------------------------------------------
+
+    @property
+    def terminated_count(self) -> int:
+        return sum(len(values) for values in self.terminated.values())
+
+    def api_requests(self) -> list[RecordedRequest]:
+        """The requests made to the two termination endpoints."""
+        return [r for r in self.requests if r.path in (USERS_PATH, GROUPS_PATH)]
+
+    # -- the fake ----------------------------------------------------------------------------
+
+    async def handle(self, request: Request) -> Reply:
+        """Answer one request (the loopback server's handler)."""
+        path = request.path.split("?", 1)[0]
+        if request.method != "POST" or path not in (USERS_PATH, GROUPS_PATH, OAUTH2_PATH):
+            return self._record(request, None, _error(404, "not_found", "Not Found"), None)
+        if path == OAUTH2_PATH:
+            return self._record(request, None, self._token_endpoint(request), None)
+        token = _bearer(request)
+        denied = self._check_token(token)
+        if denied is not None:
+            return self._record(request, None, denied, token)
+        limited = self._take_rate_token()
+        if limited is not None:
+            return self._record(request, None, limited, token)
+        await self._wait_latency()
+        draw = self._rng.random()
+        if draw < self.drop_rate:
+            self.faults["drop"] += 1
+            self._record(request, None, Reply(0), token)
+            raise DropConnection
+        if draw < self.drop_rate + self.stall_rate:
+            self.faults["stall"] += 1
+            await self.clock.sleep(self.stall_seconds)
+        elif draw < self.drop_rate + self.stall_rate + self.error_rate:
+            self.faults["error"] += 1
+            status = self._rng.choice((500, 502, 503))
+            codes = {500: "internal_server_error", 502: "bad_gateway", 503: "unavailable"}
+            return self._record(request, None, _error(status, codes[status], "Internal Server Error"), token)
+        return self._terminate(request, path, token)
+
+    def _record(self, request: Request, body: Any, reply: Reply, token: str | None) -> Reply:
+        if body is None:
+            try:
+                body = json.loads(request.body) if request.body else None
+            except ValueError:
+                body = request.body.decode("utf-8", "replace")[:200]
+            if request.path.startswith(OAUTH2_PATH):
+                body = None  # never keep client secrets
+        self.requests.append(RecordedRequest(request.method, request.path, body, reply.status, token))
+        self.status_counts[reply.status] += 1
+        return reply
+
+    def _token_endpoint(self, request: Request) -> Reply:
+        self.token_requests += 1
+        form = {k: v[0] for k, v in parse_qs(request.body.decode("utf-8", "replace")).items()}
+        grant = form.get("grant_type")
+        if grant != "client_credentials":
+            return _oauth_error("unsupported_grant_type", f"Grant type {grant!r} is not supported")
+        if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
+            return _oauth_error("invalid_client", "The client credentials are invalid")
+        if form.get("box_subject_type") not in ("enterprise", "user") or not form.get("box_subject_id"):
+            return _oauth_error("invalid_request", "box_subject_type and box_subject_id are required")
+        token = f"fake-access-{secrets.token_hex(8)}"
+        self._tokens[token] = self.clock.monotonic() + self.token_lifetime
+        body = {"access_token": token, "expires_in": self.token_lifetime, "token_type": "bearer", "restricted_to": []}
+        return Reply(200, json.dumps(body).encode(), {"content-type": "application/json"})
+
+    def _check_token(self, token: str | None) -> Reply | None:
+        if token is None:
+            return _error(401, "unauthorized", "Unauthorized", {"www-authenticate": 'Bearer realm="Service"'})
+        if token != self.developer_token:
+            expires = self._tokens.get(token)
+            if expires is None or self.clock.monotonic() >= expires:
+                return _error(401, "invalid_token", "The access token provided is invalid.")
+        if self.forbidden:
+            return _error(403, "access_denied_insufficient_permissions", "Access denied - insufficient permission")
+        return None
+
+    def _take_rate_token(self) -> Reply | None:
+        if self.rate_limit is None:
+            return None
+        rate = self.rate_limit / 60.0
+        capacity = self.burst if self.burst is not None else max(1.0, rate)
+        now = self.clock.monotonic()
+        if self._bucket_at is None:
+            self._bucket = capacity
+        else:
+            self._bucket = min(capacity, self._bucket + (now - self._bucket_at) * rate)
+        self._bucket_at = now
+        if self._bucket >= 1.0:
+            self._bucket -= 1.0
+            return None
+        wait = (1.0 - self._bucket) / rate
+        retry_after = str(max(1, math.ceil(wait))) if self.integer_retry_after else f"{wait:.3f}"
+        return _error(
+            429,
+            "rate_limit_exceeded",
+            "Request rate limit exceeded, please try again later",
+            {"retry-after": retry_after},
+        )
+
+    async def _wait_latency(self) -> None:
+        delay = self.latency + (self._rng.uniform(-self.jitter, self.jitter) if self.jitter else 0.0)
+        if delay > 0:
+            await self.clock.sleep(delay)
+
+    def _terminate(self, request: Request, path: str, token: str | None) -> Reply:
+        try:
+            body = json.loads(request.body)
+        except ValueError:
+            return self._record(request, None, _error(400, "bad_request", "Supported payload format is JSON"), token)
+        if not isinstance(body, dict):
+            return self._record(request, None, _error(400, "bad_request", "Supported payload format is JSON"), token)
+        fields = ("group_ids",) if path == GROUPS_PATH else ("user_ids", "user_logins")
+        values = {f: body.get(f) or [] for f in fields}
+        reply = self._validate(path, values)
+        if reply is None:
+            for field in fields:
+                self.terminated[field].extend(values[field])
+            reply = Reply(202, json.dumps({"message": ACCEPTED_MESSAGE}).encode(), {"content-type": "application/json"})
+        return self._record(request, body, reply, token)
+
+    def _validate(self, path: str, values: dict[str, Any]) -> Reply | None:
+        noun = "Groups" if path == GROUPS_PATH else "Users"
+        if not any(values.values()):
+            return _error(400, "bad_request", f"{noun} can not be NULL or EMPTY")
+        for field, items in values.items():
+            if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+                return _error(400, "bad_request", f"{'group' if field == 'group_ids' else 'User'} id format is string")
+            if field != "user_logins" and not all(v.isdigit() for v in items):
+                return _error(400, "bad_request", f"{'group' if field == 'group_ids' else 'User'} id format is string")
+        count = sum(len(v) for v in values.values())
+        if self.max_batch is not None and count > self.max_batch:
+            return _error(400, "bad_request", f"Too many ids in one request: {count}, at most {self.max_batch}")
+        known = {"user_ids": self.users, "user_logins": self.logins, "group_ids": self.groups}
+        for field, items in values.items():
+            allowed = known[field]
+            if allowed is not None and any(v not in allowed for v in items):
+                noun = "Group" if field == "group_ids" else "User"
+                return _error(404, "not_found", f"{noun} not found")
+        return None
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Reply:
+    body = {
+        "type": "error",
+        "status": status,
+        "code": code,
+        "help_url": HELP_URL,
+        "message": message,
+        "request_id": secrets.token_hex(6),
+        "context_info": {},
+    }
+    return Reply(status, json.dumps(body).encode(), {"content-type": "application/json", **(headers or {})})
+
+
+def _oauth_error(error: str, description: str) -> Reply:
+    body = json.dumps({"error": error, "error_description": description}).encode()
+    return Reply(400, body, {"content-type": "application/json"})
+
+
+class _FakeTransport(httpx.AsyncBaseTransport):
+    """Answers httpx requests in-process through `FakeBox.handle`."""
+
+    def __init__(self, fake: FakeBox) -> None:
+        self._fake = fake
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = await request.aread()
+        incoming = Request(
+            method=request.method,
+            path=request.url.raw_path.decode(),
+            headers={k.lower(): v for k, v in request.headers.items()},
+            body=body,
+        )
+        read_timeout = request.extensions.get("timeout", {}).get("read")
+        try:
+            if read_timeout is None:
+                reply = await self._fake.handle(incoming)
+            else:
+                reply = await asyncio.wait_for(self._fake.handle(incoming), read_timeout)
+        except DropConnection:
+            raise httpx.RemoteProtocolError(
+                "Server disconnected without sending a response.", request=request
+            ) from None
+        except asyncio.TimeoutError:
+            raise httpx.ReadTimeout("timed out waiting for the fake's answer", request=request) from None
+        return httpx.Response(reply.status, headers=dict(reply.headers), content=reply.body, request=request)
