@@ -8,8 +8,8 @@ learns a lower limit from Box's 429s:
 - decrease: on a 429 for a request sent at the current rate, the rate drops to 90% of the rate
   Box actually accepted over the last seconds (so a limit of half the configured rate is found in
   one step, not by repeated halving), or to half the rate while there are too few answers to
-  measure; 429s of requests sent before the last decrease are ignored, so one burst does not
-  collapse the rate;
+  measure; 429s of requests whose slot was reserved before the last decrease are ignored (they
+  were scheduled at the old rate), so one burst does not collapse the rate;
 - increase: after a quiet spell with no 429, the rate climbs back linearly, by a small share of
   the configured rate each second, to probe whether the limit was lifted.
 """
@@ -77,6 +77,7 @@ class RateLimiter:
         self._last_increase = -math.inf
         self._accepted: collections.deque[float] = collections.deque()
         self.decreases = 0
+        self.epoch = 0  # bumped by every decrease: slots reserved before it are void
 
     @property
     def rate(self) -> float:
@@ -92,6 +93,24 @@ class RateLimiter:
         self._tat = tat + interval
         return wait
 
+    async def acquire(self, max_wait: float | None = None) -> float:
+        """Wait for a slot; return when it was reserved (for `on_rate_limited`).
+
+        A slot voided by a decrease while waiting is given up for one at the new rate.
+
+        Raises:
+            TimeoutError: the wait would be longer than ``max_wait`` (nothing waited).
+        """
+        while True:
+            epoch, reserved_at = self.epoch, self._clock.monotonic()
+            wait = self.reserve()
+            if max_wait is not None and wait > max_wait:
+                raise TimeoutError(wait)
+            if wait > 0:
+                await self._clock.sleep(wait)
+            if self.epoch == epoch:
+                return reserved_at
+
     def on_accepted(self) -> None:
         """A request was not rate-limited: count it, and climb back if it has been quiet."""
         if not self.limit.adaptive:
@@ -104,23 +123,27 @@ class RateLimiter:
             self._rate = min(self._max_rate, self._rate + INCREASE_PER_SECOND * self._max_rate * max(0.0, since))
             self._last_increase = now
 
-    def on_rate_limited(self, sent_at: float) -> None:
-        """A request sent at ``sent_at`` got a 429 despite the limiter: slow down."""
-        if not self.limit.adaptive or sent_at < self._last_decrease:
-            return  # sent at the old rate; the decrease already answered it
+    def on_rate_limited(self, reserved_at: float) -> None:
+        """A request whose slot was reserved at ``reserved_at`` got a 429 despite the limiter: slow down."""
+        if not self.limit.adaptive or reserved_at < self._last_decrease:
+            return  # scheduled at the old rate; the decrease already answered it
         now = self._clock.monotonic()
         self._trim(now)
-        if len(self._accepted) >= MEASURE_MIN_SAMPLES:
-            span = max(now - self._accepted[0], 1.0)
-            new_rate = 0.9 * len(self._accepted) / span
+        span = now - self._accepted[0] if self._accepted else 0.0
+        if len(self._accepted) >= MEASURE_MIN_SAMPLES and span > 0:
+            # n answers spread over `span` seconds: n - 1 intervals. An overestimate is harmless
+            # (the rate only ever drops here); an underestimate would throttle for nothing.
+            new_rate = 0.9 * (len(self._accepted) - 1) / span
         else:
             new_rate = 0.5 * self._rate
         new_rate = min(self._rate * 0.95, new_rate)
         self._rate = max(self._min_rate, new_rate)
         self._last_decrease = now
         self.decreases += 1
-        # Slots reserved at the old rate would still leave too fast: respace from now.
-        self._tat = min(self._tat, now + 1.0 / self._rate)
+        # Slots reserved at the old rate would still leave too fast: void them and restart the
+        # schedule; their holders re-reserve at the new rate (see `acquire`).
+        self.epoch += 1
+        self._tat = now
 
     def _trim(self, now: float) -> None:
         while self._accepted and self._accepted[0] < now - MEASURE_WINDOW:

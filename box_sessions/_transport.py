@@ -90,6 +90,7 @@ class _Call:
     deadline: float | None
     refreshed_after_401: bool = False
     budget_refused: bool = False
+    reserved_at: float = -math.inf  # when this attempt's rate-limiter slot was reserved
 
     @property
     def authenticated(self) -> bool:
@@ -274,22 +275,21 @@ class Transport:
     async def _await_rate_limit(self, call: _Call) -> None:
         if self.limiter is None or not call.authenticated:
             return
-        wait = self.limiter.reserve()
-        if wait <= 0:
-            return
         remaining = self._remaining(call)
-        if remaining is not None and wait > remaining:
+        try:
+            call.reserved_at = await self.limiter.acquire(max_wait=remaining)
+        except TimeoutError as exc:
             raise _Final(
                 BoxTimeoutError(
-                    f"the client's rate limit would hold this request for {wait:.1f} s, longer than the "
-                    f"{remaining:.1f} s left before this call's deadline"
+                    f"the client's rate limit would hold this request for {exc.args[0]:.1f} s, longer than "
+                    f"the {remaining or 0:.1f} s left before this call's deadline"
                 )
-            )
-        await self.clock.sleep(wait)
+            ) from None
 
     async def _attempt(self, call: _Call) -> httpx.Response:
         await self._await_cooldown(call)
         await self._await_rate_limit(call)
+        await self._await_cooldown(call)  # a 429 may have started a cool-down while this one waited
         while True:
             headers = dict(self._headers)
             token, fetched = "", False
@@ -331,7 +331,6 @@ class Transport:
         if call.observer is not None:
             call.observer.requests += 1
         path = call.url.path
-        sent_at = self.clock.monotonic()
         try:
             response = await self._http.post(
                 call.url, json=call.json_body, data=call.form, headers=headers, timeout=timeout
@@ -344,7 +343,7 @@ class Transport:
             raise BoxError(f"POST {path} failed: {type(exc).__name__}: {exc}") from exc
         if self.limiter is not None and call.authenticated:
             if response.status_code == 429:
-                self.limiter.on_rate_limited(sent_at)
+                self.limiter.on_rate_limited(call.reserved_at)
             elif response.status_code < 500:
                 self.limiter.on_accepted()
         return response

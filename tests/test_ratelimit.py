@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
@@ -53,26 +54,35 @@ def test_429_drops_rate_to_what_box_accepted() -> None:
     clock = FakeClock()
     limiter = RateLimiter(RateLimit(requests_per_minute=1000), clock)
     feed(limiter, clock, 5, 8.0)
-    limiter.on_rate_limited(sent_at=clock.now)
+    limiter.on_rate_limited(reserved_at=clock.now)
     assert limiter.rate == pytest.approx(0.9 * 8.0, rel=0.05)
     assert limiter.decreases == 1
+
+
+def test_measurement_over_a_short_span() -> None:
+    """Answers measured over a fraction of a second give their true rate, not a rate per whole second."""
+    clock = FakeClock()
+    limiter = RateLimiter(RateLimit(requests_per_minute=60000), clock)
+    feed(limiter, clock, 0.2, 100.0)  # 20 answers in 0.2 s
+    limiter.on_rate_limited(reserved_at=clock.now)
+    assert limiter.rate == pytest.approx(0.9 * 100.0, rel=0.1)
 
 
 def test_429_without_measurements_halves() -> None:
     """With too few accepted requests to measure, a 429 halves the rate."""
     clock = FakeClock()
     limiter = RateLimiter(RateLimit(requests_per_minute=600), clock)
-    limiter.on_rate_limited(sent_at=0.0)
+    limiter.on_rate_limited(reserved_at=0.0)
     assert limiter.rate == pytest.approx(5.0)
 
 
-def test_429s_of_requests_sent_before_the_decrease_are_ignored() -> None:
-    """A burst of 429s for requests sent at the old rate counts once."""
+def test_429s_of_requests_scheduled_before_the_decrease_are_ignored() -> None:
+    """A burst of 429s for requests scheduled at the old rate counts once."""
     clock = FakeClock()
     limiter = RateLimiter(RateLimit(requests_per_minute=600), clock)
     clock.advance(1)
     for _ in range(5):
-        limiter.on_rate_limited(sent_at=0.5)
+        limiter.on_rate_limited(reserved_at=0.5)
     assert limiter.decreases == 1
     assert limiter.rate == pytest.approx(5.0)
 
@@ -83,7 +93,7 @@ def test_rate_never_goes_below_the_minimum() -> None:
     limiter = RateLimiter(RateLimit(requests_per_minute=600, min_requests_per_minute=60), clock)
     for _ in range(20):
         clock.advance(1)
-        limiter.on_rate_limited(sent_at=clock.now)
+        limiter.on_rate_limited(reserved_at=clock.now)
     assert limiter.rate == pytest.approx(1.0)
 
 
@@ -91,7 +101,7 @@ def test_rate_climbs_back_after_a_quiet_spell() -> None:
     """Without 429s the rate rises again after the hold, linearly, up to the configured rate."""
     clock = FakeClock()
     limiter = RateLimiter(RateLimit(requests_per_minute=600), clock)
-    limiter.on_rate_limited(sent_at=0.0)
+    limiter.on_rate_limited(reserved_at=0.0)
     low = limiter.rate
     feed(limiter, clock, HOLD_AFTER_DECREASE - 0.5, 4.0)
     assert limiter.rate == low  # still holding
@@ -105,7 +115,7 @@ def test_not_adaptive_keeps_the_rate() -> None:
     """adaptive=False ignores 429s."""
     clock = FakeClock()
     limiter = RateLimiter(RateLimit(requests_per_minute=600, adaptive=False), clock)
-    limiter.on_rate_limited(sent_at=0.0)
+    limiter.on_rate_limited(reserved_at=0.0)
     assert limiter.rate == pytest.approx(10.0)
 
 
@@ -148,3 +158,26 @@ async def test_429_through_client_lowers_the_rate(respx_mock: respx.MockRouter, 
         limiter = client._transport.limiter
         assert limiter is not None
         assert limiter.rate == pytest.approx(5.0)
+
+
+async def test_decrease_voids_slots_reserved_at_the_old_rate() -> None:
+    """A request that waited for a slot at the old rate re-reserves after a decrease, at the new spacing."""
+    clock = FakeClock()
+    limiter = RateLimiter(RateLimit(requests_per_minute=600), clock)
+    await limiter.acquire()
+    waiting = asyncio.create_task(limiter.acquire())  # reserves the 0.1 s slot and sleeps
+    await asyncio.sleep(0)
+    limiter.on_rate_limited(reserved_at=clock.now)  # 10/s -> 5/s while it sleeps
+    reserved_at = await waiting
+    assert limiter.epoch == 1
+    assert reserved_at == pytest.approx(0.1)  # its second reservation, after the decrease
+    assert limiter.reserve() == pytest.approx(0.2)  # the next one follows at the new spacing
+
+
+async def test_acquire_refuses_a_wait_past_max_wait() -> None:
+    """acquire(max_wait=...) raises TimeoutError instead of waiting too long."""
+    clock = FakeClock()
+    limiter = RateLimiter(RateLimit(requests_per_minute=60), clock)
+    await limiter.acquire()
+    with pytest.raises(TimeoutError):
+        await limiter.acquire(max_wait=0.5)
