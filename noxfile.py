@@ -15,6 +15,7 @@ def tests(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     session.run("coverage", "erase")
     session.run("coverage", "run", "-m", "pytest", *session.posargs)
+    session.run("coverage", "combine", "--quiet")
     session.run("coverage", "report")
 
 
@@ -30,4 +31,4 @@ def lint(session: nox.Session) -> None:
 def typing(session: nox.Session) -> None:
     """Type-check the package and the tests with mypy --strict."""
     session.install("-e", ".[test]", "mypy>=1.10", "nox>=2024.4")
-    session.run("mypy", "--strict", "box_sessions", "tests", "noxfile.py")
+    session.run("mypy", "--strict", "box_sessions", "tests", "examples", "noxfile.py")

@@ -124,12 +124,14 @@ class BatchResult:
         terminated: ``(field, value)`` pairs Box accepted.
         failed: The values that failed, with their errors.
         progress: The job's counts after this batch.
+        stopped_by: The fatal error that has stopped the job, once there is one.
     """
 
     kind: BatchKind
     terminated: tuple[tuple[Field, str], ...]
     failed: tuple[Failure, ...]
     progress: Progress
+    stopped_by: BoxError | None = None
 
 
 @attrs.define
@@ -406,7 +408,7 @@ class BulkJob:
             retries=self.observer.retries,
             rate_limited=self.observer.rate_limited,
         )
-        return BatchResult(kind, tuple(done), tuple(failed), progress)
+        return BatchResult(kind, tuple(done), tuple(failed), progress, self._stop_error)
 
     async def _report_progress(self, result: BatchResult) -> None:
         if self._on_progress is not None:

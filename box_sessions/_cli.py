@@ -244,8 +244,7 @@ class Summary:
         for failure in result.failed:
             self.failed += 1
             self.errors["invalid input" if isinstance(failure.error, ValueError) else type(failure.error).__name__] += 1
-            if result.kind == "unsent":
-                self.stopped_by = failure.error
+        self.stopped_by = result.stopped_by
         self.last = result.progress
 
     def text(self, elapsed: float, skipped: int) -> str:

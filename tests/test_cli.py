@@ -1,0 +1,341 @@
+"""The box-sessions command line, run as a real process against FakeBox on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import os
+import signal
+import sqlite3
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from box_sessions import Progress, __version__
+from box_sessions._cli import ProgressDisplay
+from box_sessions.testing import FakeBox
+
+DEV = {"BOX_DEVELOPER_TOKEN": "fake-developer-token"}
+
+
+def environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOX_")}
+    env.update(extra or {})
+    return env
+
+
+async def start(args: Sequence[str], env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "box_sessions",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=environment(env),
+    )
+
+
+async def run(
+    args: Sequence[str], env: dict[str, str] | None = None, stdin: str = "", timeout: float = 120
+) -> tuple[int, str, str]:
+    proc = await start(args, env)
+    out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def write(path: Path, lines: Sequence[object]) -> str:
+    path.write_text("".join(f"{line}\n" for line in lines))
+    return str(path)
+
+
+async def test_version() -> None:
+    """--version prints the package version."""
+    code, out, _ = await run(["--version"])
+    assert (code, out.strip()) == (0, f"box-sessions {__version__}")
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        pytest.param([], {}, "required: COMMAND", id="no-command"),
+        pytest.param(["terminate"], DEV, "nothing to terminate", id="no-input"),
+        pytest.param(["terminate", "--user-id", "1"], {}, "no credentials", id="no-credentials"),
+        pytest.param(
+            ["terminate", "--user-id", "1"], {**DEV, "BOX_CLIENT_ID": "x"}, "not both", id="two-kinds-of-credentials"
+        ),
+        pytest.param(
+            ["terminate", "--user-id", "1"],
+            {"BOX_CLIENT_ID": "x", "BOX_CLIENT_SECRET": "y"},
+            "exactly one of BOX_ENTERPRISE_ID",
+            id="ccg-without-subject",
+        ),
+        pytest.param(["terminate", "--user-id", "1"], {"BOX_CLIENT_ID": "x"}, "must both be set", id="ccg-no-secret"),
+        pytest.param(["terminate", "--user-ids", "/nonexistent/ids.txt"], DEV, "cannot read", id="missing-file"),
+        pytest.param(["terminate", "--user-id", "1", "--batch-size", "0"], DEV, "must be at least 1", id="batch-0"),
+        pytest.param(["terminate", "--user-id", "1", "--rate", "fast"], DEV, "expected a number", id="bad-rate"),
+        pytest.param(
+            ["terminate", "--user-id", "1", "--base-url", "http://box.example.com"], DEV, "plain http", id="http-url"
+        ),
+        pytest.param(
+            ["terminate", "--user-ids", "-", "--group-ids", "-"],
+            DEV,
+            "only one input can be read from stdin",
+            id="2x-stdin",
+        ),
+    ],
+)
+async def test_usage_and_credential_errors_exit_2(args: list[str], env: dict[str, str], message: str) -> None:
+    """Usage and credential mistakes exit 2 with one sentence on stderr and no traceback."""
+    code, out, err = await run(args, env)
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err
+    assert out == ""
+
+
+async def test_terminate_from_files_stdin_and_flags(tmp_path: Path) -> None:
+    """Files, stdin and repeated flags are read; blank lines and # comments skipped; exit 0."""
+    fake = FakeBox()
+    ids = write(tmp_path / "ids.txt", ["# incident 42", "101", "", "102  # the intern", "103"])
+    groups = write(tmp_path / "groups.txt", ["7"])
+    async with fake.serve() as base_url:
+        code, out, err = await run(
+            [
+                "terminate",
+                "--user-ids",
+                ids,
+                "--user-logins",
+                "-",
+                "--group-ids",
+                groups,
+                "--user-id",
+                "100",
+                "--group-id",
+                "8",
+                "--base-url",
+                base_url,
+            ],
+            DEV,
+            stdin="a@example.com\nb@example.com\n",
+        )
+    assert code == 0, err
+    assert sorted(fake.terminated["user_ids"]) == ["100", "101", "102", "103"]
+    assert fake.terminated["user_logins"] == ["a@example.com", "b@example.com"]
+    assert sorted(fake.terminated["group_ids"]) == ["7", "8"]
+    assert out.startswith("Terminated 8 of 8 distinct inputs (4 user ids, 2 logins, 2 groups); none failed")
+    assert "terminated" in err  # a progress line, as stderr is not a terminal
+
+
+async def test_report_file_and_exit_1_when_some_fail(tmp_path: Path) -> None:
+    """--report writes one JSON line per input value; unknown and invalid ids fail; exit 1."""
+    fake = FakeBox(users=["1", "2", "3"])
+    report = tmp_path / "report.jsonl"
+    async with fake.serve() as base_url:
+        code, out, _ = await run(
+            [
+                "terminate",
+                "--user-id",
+                "1",
+                "--user-id",
+                "2",
+                "--user-id",
+                "3",
+                "--user-id",
+                "4",
+                "--user-id",
+                "x",
+                "--report",
+                str(report),
+                "--base-url",
+                base_url,
+                "--rate",
+                "0",
+            ],
+            DEV,
+        )
+    assert code == 1
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    by_value = {line["value"]: line for line in lines}
+    assert sorted(by_value) == ["1", "2", "3", "4", "x"]
+    assert {v: by_value[v]["status"] for v in by_value} == {
+        "1": "terminated",
+        "2": "terminated",
+        "3": "terminated",
+        "4": "failed",
+        "x": "failed",
+    }
+    assert "User not found" in by_value["4"]["error"]
+    assert "2 failed (1 NotFoundError, 1 invalid input)" in out
+
+
+async def test_dry_run_sends_nothing(tmp_path: Path) -> None:
+    """--dry-run prints the batches, needs no credentials and sends nothing."""
+    ids = write(tmp_path / "ids.txt", [*range(1, 8), 3, "bad"])
+    code, out, _ = await run(["terminate", "--user-ids", ids, "--group-id", "9", "--batch-size", "3", "--dry-run"])
+    lines = out.splitlines()
+    batches = [json.loads(line) for line in lines if line.startswith('{"batch"')]
+    assert [b["body"] for b in batches] == [
+        {"user_ids": ["1", "2", "3"], "user_logins": []},
+        {"user_ids": ["4", "5", "6"], "user_logins": []},
+        {"user_ids": ["7"], "user_logins": []},
+        {"group_ids": ["9"]},
+    ]
+    assert batches[-1]["endpoint"] == "/2.0/groups/terminate_sessions"
+    assert any('"invalid"' in line and '"bad"' in line for line in lines)
+    assert lines[-1] == "Dry run: 4 batches, 8 ids, 1 invalid, 1 duplicates; nothing sent."
+    assert code == 1  # one input is invalid
+
+
+async def test_ccg_credentials_from_environment() -> None:
+    """BOX_CLIENT_ID, BOX_CLIENT_SECRET and BOX_ENTERPRISE_ID authenticate with CCG."""
+    fake = FakeBox()
+    env = {"BOX_CLIENT_ID": fake.client_id, "BOX_CLIENT_SECRET": fake.client_secret, "BOX_ENTERPRISE_ID": "1"}
+    async with fake.serve() as base_url:
+        code, _, err = await run(["terminate", "--group-id", "5", "--base-url", base_url], env)
+    assert code == 0, err
+    assert fake.token_requests == 1
+    assert fake.client_secret not in err
+
+
+async def test_forbidden_stops_with_exit_1() -> None:
+    """A 403 stops the job: exit 1 and one sentence saying why."""
+    fake = FakeBox(forbidden=True)
+    async with fake.serve() as base_url:
+        code, out, err = await run(["terminate", "--user-id", "1", "--user-id", "2", "--base-url", base_url], DEV)
+    assert code == 1
+    assert "stopped early: 403 access_denied_insufficient_permissions" in err
+    assert "2 failed (2 PermissionDeniedError)" in out
+    assert "Traceback" not in err
+
+
+async def test_batch_size_concurrency_and_rate_options() -> None:
+    """--batch-size caps ids per request; --max-concurrency and --rate are accepted and honoured."""
+    fake = FakeBox()
+    async with fake.serve() as base_url:
+        code, _, err = await run(
+            [
+                "terminate",
+                *(a for i in range(20) for a in ("--user-id", str(i))),
+                "--batch-size",
+                "6",
+                "--max-concurrency",
+                "1",
+                "--rate",
+                "6000",
+                "--base-url",
+                base_url,
+            ],
+            DEV,
+        )
+    assert code == 0, err
+    assert [len(r.body["user_ids"]) for r in fake.api_requests()] == [6, 6, 6, 2]
+
+
+def test_progress_bar_on_a_terminal() -> None:
+    """On a terminal the progress is one line redrawn with a bar, rate, ETA and 429s."""
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    display = ProgressDisplay(screen, total=200)
+    display(Progress(terminated=50, failed=0, sent=50, read=50, duplicates=0, rate_limited=2))
+    display.finish()
+    text = screen.getvalue()
+    assert text.endswith("\r\n")
+    assert "[######                  ] 50/200" in text
+    assert "ETA" in text
+    assert "429s 2" in text
+    line = display.render(Progress(100, 0, 100, 100, 0), elapsed=10.0)
+    assert "10 ids/s" in line
+    assert "ETA 10 s" in line
+
+
+async def test_journal_resume_after_kill(tmp_path: Path) -> None:
+    """Killed mid-job and rerun: every id ends terminated and no batch the journal recorded is sent again."""
+    fake = FakeBox(latency=0.05)
+    ids = [str(i) for i in range(1, 1001)]
+    ids_file = write(tmp_path / "ids.txt", ids)
+    journal = tmp_path / "journal.sqlite"
+    async with fake.serve() as base_url:
+        args = ["terminate", "--user-ids", ids_file, "--batch-size", "20", "--max-concurrency", "2"]
+        args += ["--rate", "600", "--journal", str(journal), "--base-url", base_url]
+        proc = await start(args, DEV)
+        recorded = 0
+        for _ in range(600):
+            await asyncio.sleep(0.02)
+            if journal.exists():
+                with sqlite3.connect(journal) as db, contextlib.suppress(sqlite3.OperationalError):  # not created yet
+                    recorded = db.execute("SELECT COUNT(*) FROM outcomes WHERE status = 'terminated'").fetchone()[0]
+            if recorded >= 100:
+                break
+        proc.kill()
+        await proc.wait()
+        assert 100 <= recorded < len(ids), "the first run should be killed mid-job"
+        with sqlite3.connect(journal) as db:
+            done = {row[0] for row in db.execute("SELECT value FROM outcomes WHERE status = 'terminated'")}
+        first_run = len(fake.api_requests())
+        code, out, err = await run(args, DEV)
+    assert code == 0, err
+    second_run = fake.api_requests()[first_run:]
+    resent = {v for r in second_run for v in r.body["user_ids"]} & done
+    assert resent == set()
+    assert set(fake.terminated["user_ids"]) == set(ids)
+    assert f"{len(done):,} already terminated by an earlier run (journal)" in out
+
+
+async def test_ctrl_c_stops_cleanly_and_resumes(tmp_path: Path) -> None:
+    """SIGINT exits 130 with a hint; the journal holds only what Box accepted; a rerun finishes."""
+    fake = FakeBox(latency=0.05)
+    ids = [str(i) for i in range(1, 401)]
+    journal = tmp_path / "journal.sqlite"
+    async with fake.serve() as base_url:
+        args = ["terminate", "--user-ids", write(tmp_path / "ids.txt", ids), "--batch-size", "10"]
+        args += ["--max-concurrency", "2", "--rate", "600", "--journal", str(journal), "--base-url", base_url]
+        proc = await start(args, DEV)
+        while len(fake.terminated["user_ids"]) < 50:  # noqa: ASYNC110 - polling the fake's record
+            await asyncio.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 130
+        assert "interrupted" in err.decode()
+        assert "Traceback" not in err.decode()
+        with sqlite3.connect(journal) as db:
+            done = {row[0] for row in db.execute("SELECT value FROM outcomes WHERE status = 'terminated'")}
+        assert done <= set(fake.terminated["user_ids"])
+        code, _, _ = await run(args, DEV)
+    assert code == 0
+    assert set(fake.terminated["user_ids"]) == set(ids)
+
+
+async def test_fake_server_command(tmp_path: Path) -> None:
+    """`box-sessions fake-server` serves FakeBox on loopback until interrupted."""
+    known = write(tmp_path / "users.txt", ["1"])
+    proc = await start(["fake-server", "--rate-limit", "6000", "--known-users", known, "--latency", "0.01"])
+    assert proc.stdout is not None
+    line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+    base_url = line.rsplit(" ", 1)[-1].strip()
+    assert base_url.startswith("http://127.0.0.1:")
+    code, out, _ = await run(["terminate", "--user-id", "1", "--user-id", "2", "--base-url", base_url], DEV)
+    proc.send_signal(signal.SIGINT)
+    await asyncio.wait_for(proc.wait(), 30)
+    assert proc.returncode == 0
+    assert code == 1
+    assert "1 NotFoundError" in out
+
+
+async def test_demo_runs_and_accounts_for_everything() -> None:
+    """`box-sessions demo` terminates every valid id once through the real client, and exits 0."""
+    code, out, err = await run(["demo"], timeout=120)
+    assert code == 0, err
+    assert "Terminated 6,050 of 6,053 distinct inputs" in out
+    assert "3 invalid input" in out
+    assert "each once: yes" in out
