@@ -32,3 +32,17 @@ def typing(session: nox.Session) -> None:
     """Type-check the package and the tests with mypy --strict."""
     session.install("-e", ".[test]", "mypy>=1.10", "nox>=2024.4")
     session.run("mypy", "--strict", "box_sessions", "tests", "examples", "noxfile.py")
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """The soak at full size: 50,000 ids through a faulty FakeBox with expiring tokens."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-m", "soak", "-v", *session.posargs, env={"BOX_SESSIONS_SOAK_IDS": "50000"})
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks against Box's official SDK (installed here only) and a hand-written loop."""
+    session.install("-e", ".", "boxsdk>=10,<11")
+    session.run("python", "benchmarks/bench.py", *session.posargs)

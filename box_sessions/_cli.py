@@ -402,6 +402,9 @@ def _fake_box(args: argparse.Namespace) -> Any:
         max_batch=args.max_batch,
         token_lifetime=args.token_lifetime,
         forbidden=args.forbidden,
+        stall_seconds=args.stall_seconds,
+        burst=args.burst,
+        record_requests=False,  # a standalone server may see millions of ids: keep counts only
         seed=args.seed,
     )
 
@@ -570,6 +573,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--jitter", type=_non_negative, default=0.0, help="+- seconds around the latency")
         sub.add_argument("--error-rate", type=_share, default=0.0, help="share of answers 500/502/503")
         sub.add_argument("--stall-rate", type=_share, default=0.0, help="share of answers that stall")
+        sub.add_argument("--stall-seconds", type=_non_negative, default=60.0, help="how long a stall lasts (60)")
+        sub.add_argument("--burst", type=float, help="rate-limit bucket size (default: one second's worth)")
         sub.add_argument("--drop-rate", type=_share, default=0.0, help="share of dropped connections")
         sub.add_argument("--max-batch", type=_positive_int, help="most ids one request may carry")
         sub.add_argument("--token-lifetime", type=_non_negative, default=3600.0, help="seconds a CCG token lives")

@@ -281,3 +281,15 @@ async def test_fixture_gives_a_fresh_fake(fake_box: FakeBox) -> None:
     assert isinstance(fake_box, FakeBox)
     assert fake_box.requests == []
     assert fake_box.users is None
+
+
+async def test_stats_endpoint_reports_counts() -> None:
+    """GET /_fakebox/stats answers the counts as JSON, for measuring a standalone fake."""
+    fake = FakeBox(record_requests=False)
+    async with fake.client(rate_limit=None) as client:
+        await client.session_termination.terminate(user_ids=["1", "2"], group_ids=["3"])
+    reply = await fake.handle(Request("GET", "/_fakebox/stats", {}, b""))
+    stats = json.loads(reply.body)
+    assert stats["status_counts"] == {"202": 2}
+    assert stats["distinct_terminated"] == {"user_ids": 2, "user_logins": 0, "group_ids": 1}
+    assert fake.requests == []  # record_requests=False keeps counts only

@@ -35,6 +35,7 @@ HELP_URL = "https://developer.box.com/guides/api-calls/permissions-and-errors/co
 USERS_PATH = "/2.0/users/terminate_sessions"
 GROUPS_PATH = "/2.0/groups/terminate_sessions"
 OAUTH2_PATH = "/oauth2/token"
+STATS_PATH = "/_fakebox/stats"
 FIELDS = ("user_ids", "user_logins", "group_ids")
 
 
@@ -82,7 +83,12 @@ class FakeBox:
         client_id, client_secret: The CCG credentials it accepts.
         developer_token: The developer token it accepts (never expires).
         seed: Seed of the random draws (faults, jitter), for repeatable runs.
+        record_requests: Keep every request in `requests`; ``False`` keeps only the counts and
+            what was terminated (for runs of millions of ids).
         clock: Time source for latency, rate limit and token expiry.
+
+    Besides Box's endpoints it answers ``GET /_fakebox/stats`` with its counts as JSON, so a
+    process that runs it standalone can be measured from outside.
     """
 
     users: frozenset[str] | None = attrs.field(default=None, converter=_optional_set)
@@ -104,6 +110,7 @@ class FakeBox:
     client_secret: str = attrs.field(default="fake-client-secret", repr=False)
     developer_token: str = attrs.field(default="fake-developer-token", repr=False)
     seed: int | None = None
+    record_requests: bool = True
     clock: Clock = attrs.field(factory=SystemClock, repr=False)
 
     requests: list[RecordedRequest] = attrs.field(factory=list, init=False, repr=False)
@@ -146,15 +153,27 @@ class FakeBox:
     def terminated_count(self) -> int:
         return sum(len(values) for values in self.terminated.values())
 
+    def stats(self) -> dict[str, Any]:
+        """Counts as JSON-ready data: answers by status, faults, token requests, ids terminated."""
+        return {
+            "status_counts": {str(k): v for k, v in sorted(self.status_counts.items())},
+            "faults": dict(self.faults),
+            "token_requests": self.token_requests,
+            "terminated": {f: len(v) for f, v in self.terminated.items()},
+            "distinct_terminated": {f: len(set(v)) for f, v in self.terminated.items()},
+        }
+
     def api_requests(self) -> list[RecordedRequest]:
         """The requests made to the two termination endpoints."""
         return [r for r in self.requests if r.path in (USERS_PATH, GROUPS_PATH)]
 
     # -- the fake ----------------------------------------------------------------------------
 
-    async def handle(self, request: Request) -> Reply:
+    async def handle(self, request: Request) -> Reply:  # noqa: PLR0911 - one return per kind of answer
         """Answer one request (the loopback server's handler)."""
         path = request.path.split("?", 1)[0]
+        if request.method == "GET" and path == STATS_PATH:
+            return Reply(200, json.dumps(self.stats()).encode(), {"content-type": "application/json"})
         if request.method != "POST" or path not in (USERS_PATH, GROUPS_PATH, OAUTH2_PATH):
             return self._record(request, None, _error(404, "not_found", "Not Found"), None)
         if path == OAUTH2_PATH:
@@ -183,14 +202,15 @@ class FakeBox:
         return self._terminate(request, path, token)
 
     def _record(self, request: Request, body: Any, reply: Reply, token: str | None) -> Reply:
-        if body is None:
+        if body is None and self.record_requests:
             try:
                 body = json.loads(request.body) if request.body else None
             except ValueError:
                 body = request.body.decode("utf-8", "replace")[:200]
             if request.path.startswith(OAUTH2_PATH):
                 body = None  # never keep client secrets
-        self.requests.append(RecordedRequest(request.method, request.path, body, reply.status, token))
+        if self.record_requests:
+            self.requests.append(RecordedRequest(request.method, request.path, body, reply.status, token))
         self.status_counts[reply.status] += 1
         return reply
 

@@ -82,6 +82,11 @@ class LoopbackServer:
     def open_connections(self) -> int:
         return len(self._writers)
 
+    @property
+    def tasks(self) -> set[asyncio.Task[object]]:
+        """The server's own tasks (connections and running handlers), to tell them from a client's."""
+        return {*self._tasks, *self._handlers}
+
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._on_connection, self._host, self._port)
 

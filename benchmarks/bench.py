@@ -1,0 +1,286 @@
+"""Benchmarks: box_sessions against Box's official SDK and a hand-written asyncio loop.
+
+Every system runs the same job against a fresh FakeBox process on 127.0.0.1 (``box-sessions
+fake-server``), which counts what it receives; the figures come from the server, so a system that
+finishes fast by losing ids shows it. Run with ``nox -s bench`` (installs ``boxsdk`` 10.x there
+only). ``--quick`` runs a smaller job for a smoke test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import tenacity
+
+import box_sessions
+
+TOKEN = "fake-developer-token"  # noqa: S105 - FakeBox's well-known developer token, not a secret
+BATCH = 100
+
+
+class Server:
+    """A FakeBox process on a free loopback port."""
+
+    def __init__(self, **options: Any) -> None:
+        args = [sys.executable, "-m", "box_sessions", "fake-server", "--seed", "1"]
+        for key, value in options.items():
+            if value is not None:
+                args += [f"--{key.replace('_', '-')}", str(value)]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)  # noqa: S603 - our own CLI
+        assert self.proc.stdout is not None  # noqa: S101
+        self.url = self.proc.stdout.readline().rsplit(" ", 1)[-1].strip()
+
+    def stats(self) -> dict[str, Any]:
+        stats: dict[str, Any] = httpx.get(f"{self.url}/_fakebox/stats").json()
+        return stats
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def job(users: int, logins: int, groups: int) -> dict[str, list[str]]:
+    return {
+        "user_ids": [str(10_000_000 + i) for i in range(users)],
+        "user_logins": [f"user{i}@example.com" for i in range(logins)],
+        "group_ids": [str(500_000 + i) for i in range(groups)],
+    }
+
+
+def batches(work: dict[str, list[str]]) -> Iterator[tuple[str, dict[str, list[str]]]]:
+    """The same requests every system sends: ids and logins per 100, then groups per 100."""
+    for field in ("user_ids", "user_logins"):
+        values = work[field]
+        for i in range(0, len(values), BATCH):
+            chunk = values[i : i + BATCH]
+            yield (
+                "users",
+                {"user_ids": chunk if field == "user_ids" else [], "user_logins": chunk if field != "user_ids" else []},
+            )
+    for i in range(0, len(work["group_ids"]), BATCH):
+        yield "groups", {"group_ids": work["group_ids"][i : i + BATCH]}
+
+
+# -- the four systems --------------------------------------------------------------------------
+
+
+def run_box_sessions(url: str, work: dict[str, list[str]]) -> None:
+    async def main() -> None:
+        async with box_sessions.BoxClient(box_sessions.DeveloperTokenAuth(TOKEN), base_url=url) as client:
+            await client.session_termination.terminate(**work)
+
+    asyncio.run(main())
+
+
+def _official_client(url: str) -> Any:
+    from box_sdk_gen import BoxClient, BoxDeveloperTokenAuth  # noqa: PLC0415 - bench-only dependency
+    from box_sdk_gen.networking.base_urls import BaseUrls  # noqa: PLC0415
+
+    return BoxClient(auth=BoxDeveloperTokenAuth(token=TOKEN)).with_custom_base_urls(BaseUrls(base_url=url))
+
+
+def _official_send(client: Any, kind: str, body: dict[str, list[str]]) -> None:
+    try:
+        if kind == "users":
+            client.session_termination.terminate_users_sessions(body["user_ids"], body["user_logins"])
+        else:
+            client.session_termination.terminate_groups_sessions(body["group_ids"])
+    except Exception:  # noqa: BLE001, S110 - a failed batch is counted as lost ids by the server's figures
+        pass
+
+
+def run_official_loop(url: str, work: dict[str, list[str]]) -> None:
+    client = _official_client(url)
+    for kind, body in batches(work):
+        _official_send(client, kind, body)
+
+
+def run_official_threads(url: str, work: dict[str, list[str]]) -> None:
+    client = _official_client(url)
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda kb: _official_send(client, *kb), batches(work)))
+
+
+def run_handwritten(url: str, work: dict[str, list[str]]) -> None:
+    """What a user would write without us: asyncio + httpx + tenacity, gather everything."""
+
+    async def main() -> None:
+        async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+
+            @tenacity.retry(stop=tenacity.stop_after_attempt(5), wait=tenacity.wait_exponential(max=30))
+            async def send(kind: str, body: dict[str, list[str]]) -> None:
+                response = await http.post(f"/2.0/{kind}/terminate_sessions", json=body, timeout=30)
+                if response.status_code == 429 or response.status_code >= 500:
+                    response.raise_for_status()
+
+            results = await asyncio.gather(*(send(k, b) for k, b in batches(work)), return_exceptions=True)
+            del results  # failures show up as lost ids in the server's figures
+
+    asyncio.run(main())
+
+
+SYSTEMS: dict[str, Callable[[str, dict[str, list[str]]], None]] = {
+    "box_sessions (defaults)": run_box_sessions,
+    "boxsdk 10.x, plain loop": run_official_loop,
+    "boxsdk 10.x, 16 threads": run_official_threads,
+    "asyncio + httpx + tenacity": run_handwritten,
+}
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "documented rate": {"rate_limit": 1000},
+    "+1% 5xx, 0.5% stalls": {"rate_limit": 1000, "error_rate": 0.01, "stall_rate": 0.005},
+    "half the rate": {"rate_limit": 500},
+}
+
+
+def throughput(work: dict[str, list[str]], systems: list[str]) -> list[dict[str, Any]]:
+    needed = sum(1 for _ in batches(work))
+    total_ids = sum(len(v) for v in work.values())
+    rows = []
+    for profile, options in PROFILES.items():
+        for name in systems:
+            with Server(latency=0.15, jitter=0.05, stall_seconds=10, **options) as server:
+                started = time.perf_counter()
+                SYSTEMS[name](server.url, work)
+                wall = time.perf_counter() - started
+                stats = server.stats()
+            counts = stats["status_counts"]
+            requests = sum(counts.values())
+            terminated = sum(stats["distinct_terminated"].values())
+            ideal = needed / (options["rate_limit"] / 60)
+            rows.append(
+                {
+                    "profile": profile,
+                    "system": name,
+                    "wall_s": round(wall, 1),
+                    "requests": requests,
+                    "429s": counts.get("429", 0),
+                    "429_share": round(counts.get("429", 0) / requests, 4) if requests else 0.0,
+                    "retries": requests - needed,
+                    "terminated": terminated,
+                    "lost": total_ids - terminated,
+                    "ideal_over_wall": round(ideal / wall, 3),
+                }
+            )
+            print_row(rows[-1])
+    return rows
+
+
+def print_row(row: dict[str, Any]) -> None:
+    print(  # noqa: T201 - a benchmark prints its figures
+        f"| {row['profile']} | {row['system']} | {row['wall_s']} | {row['requests']} | {row['429s']} "
+        f"({row['429_share']:.1%}) | {row['retries']} | {row['terminated']:,} | {row['lost']:,} | "
+        f"{row['ideal_over_wall']:.2f} |",
+        flush=True,
+    )
+
+
+# -- cost of the layer ---------------------------------------------------------------------------
+
+
+def cpu_cost(requests: int) -> dict[str, float]:
+    """CPU seconds per 1,000 requests: the bulk call vs a bare httpx loop, same bodies, same server."""
+    work = {"user_ids": [str(10_000_000 + i) for i in range(requests * BATCH)]}
+    bodies = [body for _, body in batches({**work, "user_logins": [], "group_ids": []})]
+    result: dict[str, float] = {}
+    with Server() as server:
+
+        async def bulk() -> None:
+            fast = box_sessions.RateLimit(requests_per_minute=1e9)  # the limiter's code runs; it never waits
+            async with box_sessions.BoxClient(
+                box_sessions.DeveloperTokenAuth(TOKEN), base_url=server.url, rate_limit=fast
+            ) as client:
+                report = await client.session_termination.terminate(user_ids=work["user_ids"])
+                assert report.ok, str(report)  # noqa: S101
+
+        async def bare() -> None:
+            limits = asyncio.Semaphore(16)
+            async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+
+                async def post(body: dict[str, list[str]]) -> None:
+                    async with limits:
+                        (await http.post("/2.0/users/terminate_sessions", json=body)).raise_for_status()
+
+                await asyncio.gather(*(post(b) for b in bodies))
+
+        for name, run in (("bare httpx", bare), ("box_sessions", bulk), ("bare httpx ", bare), ("box_sessions ", bulk)):
+            started = time.process_time()
+            asyncio.run(run())
+            result[name] = (time.process_time() - started) / requests * 1000
+    # Two rounds each, interleaved, to even out warm-up; the lower of each pair counts.
+    floor = min(result["bare httpx"], result["bare httpx "])
+    ours = min(result["box_sessions"], result["box_sessions "])
+    return {
+        "bare_httpx_cpu_s_per_1000": round(floor, 3),
+        "box_sessions_cpu_s_per_1000": round(ours, 3),
+        "ratio": round(ours / floor, 2),
+    }
+
+
+def peak_rss(ids: int, directory: Path) -> float:
+    """Peak RSS (MB) of the CLI streaming ``ids`` ids from a file to a report file."""
+    source = directory / f"ids-{ids}.txt"
+    with source.open("w") as f:
+        for i in range(ids):
+            f.write(f"{10_000_000 + i}\n")
+    with Server() as server:
+        env = {**os.environ, "BOX_DEVELOPER_TOKEN": TOKEN}
+        args = [sys.executable, "-m", "box_sessions", "terminate", "--user-ids", str(source), "--rate", "0"]
+        args += ["--report", str(directory / "report.jsonl"), "--base-url", server.url]
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # noqa: S603
+        _, status, usage = os.wait4(proc.pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, "the CLI run failed"  # noqa: S101
+        assert proc.stdout is not None  # noqa: S101
+        summary = proc.stdout.read().decode().strip()
+        proc.stdout.close()
+        assert f"Terminated {ids:,} of {ids:,}" in summary, summary  # noqa: S101
+    return usage.ru_maxrss / 1024  # kilobytes on Linux
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a small job, for a smoke test")
+    parser.add_argument("--only", choices=["throughput", "cpu", "memory"], action="append")
+    args = parser.parse_args()
+    logging.disable(logging.WARNING)  # the official SDK logs every retry
+    parts = args.only or ["throughput", "cpu", "memory"]
+    print(f"Machine: {platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} cores")  # noqa: T201
+    if "throughput" in parts:
+        work = job(2000, 500, 20) if args.quick else job(20_000, 5_000, 200)
+        print(f"\nJob: {sum(len(v) for v in work.values()):,} ids in batches of {BATCH}, FakeBox with 150 +- 50 ms")  # noqa: T201
+        print("| profile | system | wall s | requests | 429s | retries | ids terminated | ids lost | ideal / wall |")  # noqa: T201
+        print("|---|---|---|---|---|---|---|---|---|")  # noqa: T201
+        throughput(work, list(SYSTEMS))
+    if "cpu" in parts:
+        print(f"\nCPU cost of the layer: {cpu_cost(200 if args.quick else 2000)}")  # noqa: T201
+    if "memory" in parts:
+        with tempfile.TemporaryDirectory() as tmp:
+            sizes = (10_000, 100_000) if args.quick else (100_000, 1_000_000)
+            rss = {n: peak_rss(n, Path(tmp)) for n in sizes}
+        small, large = sizes
+        print(  # noqa: T201
+            f"\nPeak RSS streaming ids from a file to a report file: {small:,} ids {rss[small]:.0f} MB, "
+            f"{large:,} ids {rss[large]:.0f} MB (x{large // small} ids -> x{rss[large] / rss[small]:.2f} memory)"
+        )
+
+
+if __name__ == "__main__":
+    resource.setrlimit(resource.RLIMIT_NOFILE, resource.getrlimit(resource.RLIMIT_NOFILE))
+    main()
