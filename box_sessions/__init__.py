@@ -1,6 +1,15 @@
 """box_sessions: an async SDK for Box's session-termination API."""
 
-from ._auth import BoxAuth, CCGAuth, DeveloperTokenAuth
+from ._auth import (
+    BoxAuth,
+    CCGAuth,
+    DeveloperTokenAuth,
+    InMemoryTokenStore,
+    JSONFileTokenStore,
+    OAuth2Auth,
+    OAuth2Tokens,
+    TokenStore,
+)
 from ._bulk import BatchResult, Failure, Progress, TerminationReport
 from ._client import BoxClient
 from ._clock import Clock, SystemClock
@@ -16,6 +25,7 @@ from ._errors import (
     RateLimitError,
     ServerError,
 )
+from ._jwt import JWTAuth
 from ._ratelimit import RateLimit
 from ._retry import RetryPolicy
 from ._session_termination import SessionTerminationManager, SessionTerminationMessage
@@ -35,7 +45,12 @@ __all__ = [
     "Clock",
     "DeveloperTokenAuth",
     "Failure",
+    "InMemoryTokenStore",
+    "JSONFileTokenStore",
+    "JWTAuth",
     "NotFoundError",
+    "OAuth2Auth",
+    "OAuth2Tokens",
     "PermissionDeniedError",
     "Progress",
     "RateLimit",
@@ -46,5 +61,6 @@ __all__ = [
     "SessionTerminationMessage",
     "SystemClock",
     "TerminationReport",
+    "TokenStore",
     "__version__",
 ]

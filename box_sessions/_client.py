@@ -14,7 +14,7 @@ from ._ratelimit import RateLimit, RateLimiter
 from ._retry import RetryPolicy
 from ._session_termination import SessionTerminationManager
 from ._transport import Transport
-from ._validation import check_secure_url
+from ._validation import check_secure_url, normalise_id
 from ._version import __version__
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "BoxClient"]
@@ -58,7 +58,7 @@ class BoxClient:
     reopened.
 
     Args:
-        auth: The credentials: `DeveloperTokenAuth` or `CCGAuth`.
+        auth: The credentials: `DeveloperTokenAuth`, `CCGAuth`, `OAuth2Auth` or `JWTAuth`.
         base_url: The API host; calls go to ``{base_url}/2.0/...`` and CCG tokens come from
             ``{base_url}/oauth2/token``. Must be https, except for a loopback host (tests).
         timeout: Per-attempt network timeout in seconds, or an `httpx.Timeout`. Default 30 s, or
@@ -69,6 +69,8 @@ class BoxClient:
             Closing it stays the caller's job.
         rate_limit: Client-side pacing shared by every request of this client; default Box's
             documented 1,000 calls a minute, adaptive on 429s. ``None`` turns it off.
+        as_user: Act as this user: every API call carries Box's ``As-User`` header (the token's
+            user must be an admin, or an app allowed to).
         clock: Time source for waits, deadlines and token expiry; tests pass a fake one.
 
     Raises:
@@ -85,10 +87,13 @@ class BoxClient:
         retry: RetryPolicy | None = None,
         http_client: httpx.AsyncClient | None = None,
         rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT,
+        as_user: str | int | None = None,
         clock: Clock | None = None,
     ) -> None:
         if not isinstance(auth, BoxAuth):
-            raise TypeError(f"auth must be a DeveloperTokenAuth or CCGAuth, got {type(auth).__name__}")
+            raise TypeError(
+                f"auth must be a DeveloperTokenAuth, CCGAuth, OAuth2Auth or JWTAuth, got {type(auth).__name__}"
+            )
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise TypeError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
         if rate_limit is not None and not isinstance(rate_limit, RateLimit):
@@ -119,6 +124,7 @@ class BoxClient:
             clock=clock,
             headers={"User-Agent": f"box-sessions/{__version__}", "Accept": "application/json"},
             limiter=None if rate_limit is None else RateLimiter(rate_limit, clock),
+            as_user=None if as_user is None else normalise_id(as_user, "as_user"),
             rng=random.Random(),
         )
         self._session_termination = SessionTerminationManager(self._transport)

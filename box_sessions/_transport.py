@@ -124,6 +124,7 @@ class Transport:
         clock: Clock,
         headers: Mapping[str, str],
         limiter: RateLimiter | None = None,
+        as_user: str | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.auth = auth
@@ -135,6 +136,7 @@ class Transport:
         self._headers = dict(headers)
         self._rng = rng or random.Random()
         self.limiter = limiter
+        self.as_user = as_user
         self._cooldown_until = -math.inf
         self.token_url = base_url.copy_with(path="/oauth2/token")
 
@@ -296,6 +298,8 @@ class Transport:
             if call.authenticated:
                 token, fetched = await self._token()
                 headers["Authorization"] = f"Bearer {token}"
+                if self.as_user is not None:
+                    headers["As-User"] = self.as_user
             response = await self._send(call, headers)
             if response.status_code != 401 or not call.authenticated:
                 break
@@ -332,8 +336,10 @@ class Transport:
             call.observer.requests += 1
         path = call.url.path
         try:
+            # Never follow a redirect: a caller's client may be set to, and a bearer token or a
+            # termination must not be sent anywhere Box did not name in the first place.
             response = await self._http.post(
-                call.url, json=call.json_body, data=call.form, headers=headers, timeout=timeout
+                call.url, json=call.json_body, data=call.form, headers=headers, timeout=timeout, follow_redirects=False
             )
         except httpx.TimeoutException as exc:
             raise BoxTimeoutError(f"POST {path} timed out ({type(exc).__name__})") from exc
@@ -360,8 +366,7 @@ class Transport:
         try:
             body = json.loads(response.content)
             token = body["access_token"]
-            expires_in = body.get("expires_in")
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError):
             raise AuthenticationError(
                 "the token endpoint answered without an access_token",
                 status=response.status_code,
@@ -373,9 +378,15 @@ class Transport:
                 status=response.status_code,
                 headers=response.headers,
             )
+        expires_in = body.get("expires_in")
         if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)):
             expires_in = DEFAULT_TOKEN_LIFETIME
-        return TokenGrant(access_token=token, expires_in=float(expires_in))
+        refresh = body.get("refresh_token")
+        return TokenGrant(
+            access_token=token,
+            expires_in=float(expires_in),
+            refresh_token=refresh if isinstance(refresh, str) and refresh else None,
+        )
 
 
 def _note_budget(error: BoxError) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import email.utils
 import json
 import math
 import random
@@ -37,6 +38,7 @@ GROUPS_PATH = "/2.0/groups/terminate_sessions"
 OAUTH2_PATH = "/oauth2/token"
 STATS_PATH = "/_fakebox/stats"
 FIELDS = ("user_ids", "user_logins", "group_ids")
+JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
 def _share(_inst: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -83,6 +85,11 @@ class FakeBox:
         client_id, client_secret: The CCG credentials it accepts.
         developer_token: The developer token it accepts (never expires).
         seed: Seed of the random draws (faults, jitter), for repeatable runs.
+        jwt_public_key: The PEM public key of a JWT app; enables the JWT grant, whose assertion
+            must be RS256, for ``client_id``, with ``aud`` Box's token URL and ``exp`` at most 60 s
+            ahead of the fake's time.
+        clock_skew: Seconds the fake's wall clock is ahead of ``clock`` (to test clock skew); its
+            token answers carry its time in a ``Date`` header, as Box's do.
         record_requests: Keep every request in `requests`; ``False`` keeps only the counts and
             what was terminated (for runs of millions of ids).
         clock: Time source for latency, rate limit and token expiry.
@@ -110,6 +117,8 @@ class FakeBox:
     client_secret: str = attrs.field(default="fake-client-secret", repr=False)
     developer_token: str = attrs.field(default="fake-developer-token", repr=False)
     seed: int | None = None
+    jwt_public_key: str | None = attrs.field(default=None, repr=False)
+    clock_skew: float = 0.0
     record_requests: bool = True
     clock: Clock = attrs.field(factory=SystemClock, repr=False)
 
@@ -119,6 +128,8 @@ class FakeBox:
     faults: collections.Counter[str] = attrs.field(factory=collections.Counter, init=False)
     token_requests: int = attrs.field(default=0, init=False)
     _tokens: dict[str, float] = attrs.field(factory=dict, init=False, repr=False)
+    _refresh_tokens: set[str] = attrs.field(factory=set, init=False, repr=False)
+    spent_refresh_tokens: int = attrs.field(default=0, init=False)
     _bucket: float = attrs.field(default=0.0, init=False, repr=False)
     _bucket_at: float | None = attrs.field(default=None, init=False, repr=False)
     _rng: random.Random = attrs.field(init=False, repr=False)
@@ -214,20 +225,76 @@ class FakeBox:
         self.status_counts[reply.status] += 1
         return reply
 
+    def issue_refresh_token(self) -> str:
+        """A refresh token the fake accepts once, as a user's OAuth 2.0 login would give."""
+        token = f"fake-refresh-{secrets.token_hex(8)}"
+        self._refresh_tokens.add(token)
+        return token
+
     def _token_endpoint(self, request: Request) -> Reply:
         self.token_requests += 1
         form = {k: v[0] for k, v in parse_qs(request.body.decode("utf-8", "replace")).items()}
         grant = form.get("grant_type")
-        if grant != "client_credentials":
-            return _oauth_error("unsupported_grant_type", f"Grant type {grant!r} is not supported")
+        if grant not in ("client_credentials", "refresh_token", JWT_GRANT):
+            return self._oauth_error("unsupported_grant_type", f"Grant type {grant!r} is not supported")
         if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
-            return _oauth_error("invalid_client", "The client credentials are invalid")
-        if form.get("box_subject_type") not in ("enterprise", "user") or not form.get("box_subject_id"):
-            return _oauth_error("invalid_request", "box_subject_type and box_subject_id are required")
+            return self._oauth_error("invalid_client", "The client credentials are invalid")
+        refresh = None
+        if grant == "client_credentials":
+            if form.get("box_subject_type") not in ("enterprise", "user") or not form.get("box_subject_id"):
+                return self._oauth_error("invalid_request", "box_subject_type and box_subject_id are required")
+        elif grant == "refresh_token":
+            if form.get("refresh_token") not in self._refresh_tokens:
+                return self._oauth_error("invalid_grant", "Invalid refresh token")
+            self._refresh_tokens.discard(form["refresh_token"])  # each works once
+            self.spent_refresh_tokens += 1
+            refresh = self.issue_refresh_token()
+        else:
+            refused = self._check_assertion(form.get("assertion", ""))
+            if refused is not None:
+                return refused
         token = f"fake-access-{secrets.token_hex(8)}"
         self._tokens[token] = self.clock.monotonic() + self.token_lifetime
-        body = {"access_token": token, "expires_in": self.token_lifetime, "token_type": "bearer", "restricted_to": []}
-        return Reply(200, json.dumps(body).encode(), {"content-type": "application/json"})
+        body: dict[str, Any] = {"access_token": token, "expires_in": self.token_lifetime, "token_type": "bearer"}
+        body["restricted_to"] = []
+        if refresh is not None:
+            body["refresh_token"] = refresh
+        return Reply(200, json.dumps(body).encode(), self._token_headers())
+
+    def _now(self) -> float:
+        return self.clock.time() + self.clock_skew
+
+    def _token_headers(self) -> dict[str, str]:
+        return {"content-type": "application/json", "date": email.utils.formatdate(self._now(), usegmt=True)}
+
+    def _oauth_error(self, error: str, description: str) -> Reply:
+        body = json.dumps({"error": error, "error_description": description}).encode()
+        return Reply(400, body, self._token_headers())
+
+    def _check_assertion(self, assertion: str) -> Reply | None:
+        if self.jwt_public_key is None:
+            return self._oauth_error("unauthorized_client", "This app is not a JWT app")
+        import jwt  # noqa: PLC0415 - only JWT tests need it
+
+        try:
+            header = jwt.get_unverified_header(assertion)
+            claims = jwt.decode(
+                assertion,
+                self.jwt_public_key,
+                algorithms=["RS256"],
+                audience="https://api.box.com/oauth2/token",
+                options={"verify_exp": False, "require": ["iss", "sub", "box_sub_type", "aud", "jti", "exp"]},
+            )
+        except jwt.PyJWTError as exc:
+            return self._oauth_error("invalid_grant", f"Invalid assertion: {type(exc).__name__}")
+        if not header.get("kid") or claims["iss"] != self.client_id:
+            return self._oauth_error("invalid_grant", "Invalid assertion: kid or iss")
+        if claims["box_sub_type"] not in ("enterprise", "user"):
+            return self._oauth_error("invalid_grant", "Invalid assertion: box_sub_type")
+        now = self._now()
+        if not now < claims["exp"] <= now + 60:
+            return self._oauth_error("invalid_grant", "Please check the 'exp' claim.")
+        return None
 
     def _check_token(self, token: str | None) -> Reply | None:
         if token is None:
@@ -322,11 +389,6 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
         "context_info": {},
     }
     return Reply(status, json.dumps(body).encode(), {"content-type": "application/json", **(headers or {})})
-
-
-def _oauth_error(error: str, description: str) -> Reply:
-    body = json.dumps({"error": error, "error_description": description}).encode()
-    return Reply(400, body, {"content-type": "application/json"})
 
 
 class _FakeTransport(httpx.AsyncBaseTransport):
