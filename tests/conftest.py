@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import logging
+import re
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -46,6 +48,32 @@ def token_answer(token: str = "tok-1", expires_in: float = 3600) -> httpx.Respon
             "restricted_to": [],
         },
     )
+
+
+# Every secret the suite uses, and the shapes of the ones FakeBox makes up. No log record of any
+# test, at any level and from any library, may contain one.
+SECRETS = re.compile(
+    r"dev-token|very-secret|fake-client-secret|fake-developer-token|tok-secret|s3cr3t|r3fr3sh|acc3ss"
+    r"|fake-access-[0-9a-f]{16}|fake-refresh-[0-9a-f]{16}|correct horse battery staple"
+    r"|PRIVATE KEY|Bearer [A-Za-z0-9._~+/=-]{6,}|client_secret=(?!\*\*\*)|refresh_token=\w|assertion=\w"
+)
+
+
+@pytest.fixture(autouse=True)
+def no_secret_in_any_log(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Capture every log record at DEBUG and fail the test if one shows a token, secret or key."""
+    caplog.set_level(logging.DEBUG)
+    yield
+    for record in caplog.records:
+        text = record.getMessage() + (caplog.handler.format(record) if record.exc_info else "")
+        found = find_secret(text)
+        assert found is None, f"{record.name} logged a secret ({found[:12]}...): {text[:200]}"
+
+
+def find_secret(text: str) -> str | None:
+    """The first secret-looking part of ``text``, or None."""
+    match = SECRETS.search(text)
+    return None if match is None else match.group(0)
 
 
 @pytest.fixture
