@@ -12,6 +12,8 @@ It knows requests and answers, nothing of batches. One call (`Transport.post_jso
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import json
 import logging
 import math
@@ -43,6 +45,13 @@ __all__ = ["CallObserver", "Transport"]
 logger = logging.getLogger("box_sessions")
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+#: Hedging: answers of the last this many successful API requests set the hedge delay ...
+LATENCY_WINDOW = 200
+#: ... once there are at least this many of them ...
+LATENCY_MIN_SAMPLES = 20
+#: ... as twice their 95th percentile, and never less than this many seconds.
+HEDGE_MIN_DELAY = 0.2
 
 #: Box's documented access-token lifetime, assumed when a token answer has no usable expires_in.
 DEFAULT_TOKEN_LIFETIME = 3600.0
@@ -137,6 +146,9 @@ class Transport:
         self._rng = rng or random.Random()
         self.limiter = limiter
         self.as_user = as_user
+        self._latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_WINDOW)
+        self._hedge_after: float | None = None
+        self.hedges = 0
         self._cooldown_until = -math.inf
         self.token_url = base_url.copy_with(path="/oauth2/token")
 
@@ -332,15 +344,13 @@ class Transport:
             if remaining <= 0:
                 raise _Final(BoxTimeoutError("the call's deadline passed before the request could be sent"))
             timeout = _cap_timeout(timeout, remaining)
-        if call.observer is not None:
-            call.observer.requests += 1
         path = call.url.path
+        hedge_after = self._hedge_after if call.authenticated and self.retry.hedge else None
         try:
-            # Never follow a redirect: a caller's client may be set to, and a bearer token or a
-            # termination must not be sent anywhere Box did not name in the first place.
-            response = await self._http.post(
-                call.url, json=call.json_body, data=call.form, headers=headers, timeout=timeout, follow_redirects=False
-            )
+            if hedge_after is None:
+                response = await self._post(call, headers, timeout)
+            else:
+                response = await self._post_hedged(call, headers, timeout, hedge_after)
         except httpx.TimeoutException as exc:
             raise BoxTimeoutError(f"POST {path} timed out ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
@@ -353,6 +363,66 @@ class Transport:
             elif response.status_code < 500:
                 self.limiter.on_accepted()
         return response
+
+    async def _post(self, call: _Call, headers: dict[str, str], timeout: httpx.Timeout) -> httpx.Response:
+        """One request on the wire; raises httpx's exceptions."""
+        if call.observer is not None:
+            call.observer.requests += 1
+        started = self.clock.monotonic()
+        # Never follow a redirect: a caller's client may be set to, and a bearer token or a
+        # termination must not be sent anywhere Box did not name in the first place.
+        response = await self._http.post(
+            call.url, json=call.json_body, data=call.form, headers=headers, timeout=timeout, follow_redirects=False
+        )
+        if call.authenticated and response.is_success:
+            self._record_latency(self.clock.monotonic() - started)
+        return response
+
+    def _record_latency(self, seconds: float) -> None:
+        self._latencies.append(seconds)
+        if len(self._latencies) >= LATENCY_MIN_SAMPLES and len(self._latencies) % 10 == 0:
+            ordered = sorted(self._latencies)
+            p95 = ordered[int(0.95 * (len(ordered) - 1))]
+            self._hedge_after = max(HEDGE_MIN_DELAY, 2 * p95)
+
+    async def _post_hedged(
+        self, call: _Call, headers: dict[str, str], timeout: httpx.Timeout, hedge_after: float
+    ) -> httpx.Response:
+        """Send; if no answer comes within ``hedge_after``, send a second copy; the first answer wins.
+
+        Both termination endpoints are idempotent (Box: terminating twice is harmless), so a
+        second copy costs one request and cuts the tail a stalled answer would add to a job.
+        """
+        tasks = {asyncio.ensure_future(self._post(call, headers, timeout))}
+        try:
+            done, _ = await asyncio.wait(tasks, timeout=hedge_after)
+            if not done:
+                self.hedges += 1
+                logger.info(
+                    "POST %s has not answered in %.2f s; sending a second copy (terminating twice is harmless)",
+                    call.url.path,
+                    hedge_after,
+                )
+                tasks.add(asyncio.ensure_future(self._hedge(call, headers, timeout)))
+            pending, first_error = set(tasks), None
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    error = task.exception()
+                    if error is None:
+                        return task.result()
+                    first_error = first_error or error
+            assert first_error is not None  # noqa: S101 - every task failed, so one error exists
+            raise first_error
+        finally:
+            for task in tasks:
+                task.cancel()  # the slower copy: its connection is closed
+            await asyncio.wait(tasks)
+
+    async def _hedge(self, call: _Call, headers: dict[str, str], timeout: httpx.Timeout) -> httpx.Response:
+        if self.limiter is not None:
+            await self.limiter.acquire()  # a second copy is a request like any other
+        return await self._post(call, headers, timeout)
 
     def _error(self, response: httpx.Response, *, token_endpoint: bool, note: str | None = None) -> BoxAPIError:
         retry_after = parse_retry_after(response.headers.get("retry-after"), now=self.clock.time())
