@@ -406,3 +406,18 @@ async def test_nothing_lost_when_progress_callback_fails(respx_mock: respx.MockR
     with pytest.raises(RuntimeError, match="disk full"):
         await client.session_termination.terminate(user_ids=range(100), batch_size=10, on_progress=on_progress)
     assert asyncio.all_tasks() == before
+
+
+def test_seen_set_is_exact_across_merges() -> None:
+    """The compact de-duplication set drops only true repeats, before and after it merges."""
+    from box_sessions._bulk import _Seen  # noqa: PLC0415 - a private helper, tested directly
+
+    seen = _Seen()
+    seen.MERGE_EVERY = 100
+    values = [str(i * 7919 % 100_003) for i in range(1000)]
+    assert all(seen.add(v, numeric=True) for v in values)  # all distinct
+    assert not any(seen.add(v, numeric=True) for v in values)  # all repeats, in the array or the set
+    assert seen.add("007", numeric=True)  # not canonical: kept as text, distinct from "7"
+    assert not seen.add("007", numeric=True)
+    assert seen.add("a@example.com", numeric=False)
+    assert not seen.add("a@example.com", numeric=False)
