@@ -141,15 +141,7 @@ class SessionTerminationManager:
                 values inside the inputs are not raised: they are reported.
             asyncio.CancelledError: the job was cancelled; nothing is left running.
         """
-        job = BulkJob(
-            self._transport,
-            user_ids=user_ids,
-            user_logins=user_logins,
-            group_ids=group_ids,
-            batch_size=batch_size,
-            max_concurrency=max_concurrency,
-            on_progress=on_progress,
-        )
+        job = self._job(user_ids, user_logins, group_ids, batch_size, max_concurrency, on_progress)
         clock = self._transport.clock
         started = clock.monotonic()
         report = TerminationReport()
@@ -180,7 +172,18 @@ class SessionTerminationManager:
         checked at once, before anything is sent. To stop early, close the iterator (``async
         with contextlib.aclosing(...)``): in-flight batches are cancelled.
         """
-        job = BulkJob(
+        return self._job(user_ids, user_logins, group_ids, batch_size, max_concurrency, on_progress).results()
+
+    def _job(  # noqa: PLR0917 - private, mirrors the public keyword arguments one to one
+        self,
+        user_ids: Source,
+        user_logins: Source,
+        group_ids: Source,
+        batch_size: int,
+        max_concurrency: int,
+        on_progress: ProgressCallback | None,
+    ) -> BulkJob:
+        return BulkJob(
             self._transport,
             user_ids=user_ids,
             user_logins=user_logins,
@@ -189,4 +192,3 @@ class SessionTerminationManager:
             max_concurrency=max_concurrency,
             on_progress=on_progress,
         )
-        return job.results()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -11,7 +12,7 @@ import httpx
 import pytest
 
 import box_sessions
-from box_sessions.testing import FakeClock
+from box_sessions.testing import FakeClock, LoopbackServer
 
 BASE = "https://api.box.com"
 USERS_URL = f"{BASE}/2.0/users/terminate_sessions"
@@ -108,3 +109,12 @@ async def client(
 @pytest.fixture
 def ccg() -> box_sessions.CCGAuth:
     return box_sessions.CCGAuth(client_id="cid", client_secret="very-secret", enterprise_id="42")
+
+
+async def wait_for_no_connections(server: LoopbackServer) -> None:
+    """Wait (up to 3 s) until the server has no open connection; fail if one stays."""
+    for _ in range(300):
+        if server.open_connections == 0:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{server.open_connections} connections still open")

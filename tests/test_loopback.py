@@ -12,7 +12,7 @@ import pytest
 from box_sessions import BoxClient, BoxConnectionError, DeveloperTokenAuth, RateLimit, RetryPolicy
 from box_sessions.testing import DropConnection, LoopbackServer, Reply, Request
 
-from .conftest import ACCEPTED
+from .conftest import ACCEPTED, wait_for_no_connections
 
 AUTH = DeveloperTokenAuth("dev-token")
 FAST_RETRY = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, total_timeout=20)
@@ -21,14 +21,6 @@ ACCEPTED_BODY = json.dumps(ACCEPTED).encode()
 
 def accepted() -> Reply:
     return Reply(202, ACCEPTED_BODY, {"content-type": "application/json"})
-
-
-async def wait_for_no_connections(server: LoopbackServer) -> None:
-    for _ in range(200):
-        if server.open_connections == 0:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{server.open_connections} connections still open")
 
 
 async def test_read_timeout_is_retried_then_answered() -> None:

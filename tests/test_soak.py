@@ -14,6 +14,8 @@ import pytest
 from box_sessions import BoxClient, CCGAuth, RateLimit, RetryPolicy, TerminationReport
 from box_sessions.testing import FakeBox, LoopbackServer
 
+from .conftest import wait_for_no_connections
+
 pytestmark = pytest.mark.soak
 
 SOAK_IDS = int(os.environ.get("BOX_SESSIONS_SOAK_IDS", "10000"))
@@ -66,14 +68,6 @@ def assert_each_input_once(report: TerminationReport, given: dict[str, list[str]
         assert set(reported) == set(values), field  # none lost
 
 
-async def wait_until_closed(server: LoopbackServer) -> None:
-    for _ in range(300):
-        if server.open_connections == 0:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{server.open_connections} connections left open")
-
-
 async def test_soak_faults_rate_limit_and_expiring_tokens() -> None:
     """Every id once in the report and none lost; no task or connection left; one token per refresh."""
     given = inputs(SOAK_IDS)
@@ -82,7 +76,7 @@ async def test_soak_faults_rate_limit_and_expiring_tokens() -> None:
     async with LoopbackServer(fake.handle) as server:
         async with client_for(fake, server.url) as client:
             report = await run_job(client, given)
-        await wait_until_closed(server)
+        await wait_for_no_connections(server)
     assert_each_input_once(report, given)
     assert report.ok, str(report)
     served = fake.stats()["distinct_terminated"]
@@ -122,6 +116,6 @@ async def test_soak_cancelled_at_random_moments() -> None:
                         break
                     await asyncio.sleep(0)
                 assert asyncio.all_tasks() - server.tasks == before  # the client left nothing running
-            await wait_until_closed(server)
+            await wait_for_no_connections(server)
     assert cancelled >= 10  # most cancellations land mid-job
     assert cancelled + finished == 20
