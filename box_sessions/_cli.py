@@ -480,7 +480,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         out.write(
             f"Absorbed on the way: {counts[429]:,} answers 429, {five_xx:,} answers 5xx, "
             f"{fake.faults['drop']:,} dropped connections, {fake.faults['stall']:,} stalled answers "
-            "(retried after the client's 2 s timeout); "
+            "(overtaken by a second copy, or retried after the 2 s timeout); "
             f"FakeBox recorded {fake.terminated_count:,} ids terminated, each once: "
             f"{_each_once(fake.terminated)}.\n"
         )
