@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from box_sessions import BoxClient, BoxConnectionError, DeveloperTokenAuth, RateLimit, RetryPolicy
-from box_sessions.testing import DropConnection, LoopbackServer, Reply, Request
+from box_sessions.testing import DropConnection, FakeBox, LoopbackServer, Reply, Request
 
 from .conftest import ACCEPTED, wait_for_no_connections
 
@@ -146,43 +146,17 @@ async def test_429_cooldown_delays_requests_sent_beside_it() -> None:
 
 
 async def test_10000_ids_through_rate_limited_faulty_server_all_accounted_once() -> None:
-    """10,000 inputs through a server with a rate limit and 5xx answers: each ends terminated, exactly once."""
-    rate, capacity = 400.0, 20.0
-    tokens, last = capacity, time.monotonic()
-    served = 0
-    statuses: dict[int, int] = {}
-    accepted_ids: list[str] = []
-
-    async def handler(request: Request) -> Reply:
-        nonlocal tokens, last, served
-        served += 1
-        now = time.monotonic()
-        tokens = min(capacity, tokens + (now - last) * rate)
-        last = now
-        status = 202
-        if tokens < 1:
-            status = 429
-        elif served % 13 == 0:
-            tokens -= 1
-            status = 503
-        else:
-            tokens -= 1
-            body = json.loads(request.body)
-            accepted_ids.extend(body.get("user_ids", []) + body.get("user_logins", []) + body.get("group_ids", []))
-        statuses[status] = statuses.get(status, 0) + 1
-        if status == 202:
-            return accepted()
-        return Reply(status, b'{"type":"error","status":%d}' % status, {"retry-after": "0.05"})
-
+    """10,000 inputs through FakeBox with a rate limit and 5xx answers: each ends terminated, exactly once."""
+    fake = FakeBox(rate_limit=24_000, burst=20, integer_retry_after=False, error_rate=0.05, seed=3)
     user_ids = [str(i) for i in range(1, 8001)]
     logins = [f"user{i}@example.com" for i in range(1500)]
     groups = [str(900_000 + i) for i in range(500)]
-    async with LoopbackServer(handler) as server:
+    async with LoopbackServer(fake.handle) as server:
         async with BoxClient(
-            AUTH,
+            DeveloperTokenAuth(fake.developer_token),
             base_url=server.url,
             retry=FAST_RETRY,
-            rate_limit=RateLimit(requests_per_minute=600 * 60, burst=10),
+            rate_limit=RateLimit(requests_per_minute=36_000, burst=10),
         ) as client:
             report = await client.session_termination.terminate(
                 user_ids=user_ids, user_logins=logins, group_ids=groups, batch_size=50
@@ -191,13 +165,13 @@ async def test_10000_ids_through_rate_limited_faulty_server_all_accounted_once()
     assert report.ok, str(report)
     assert report.failed == []
     for field, given in (("user_ids", user_ids), ("user_logins", logins), ("group_ids", groups)):
-        assert len(report.terminated[field]) == len(given)
-        assert set(report.terminated[field]) == set(given)
-    assert sorted(accepted_ids) == sorted(user_ids + logins + groups)  # Box got each exactly once
-    assert report.requests == served
-    assert report.rate_limited == statuses.get(429, 0)
-    assert statuses[503] >= 1
-    assert report.retries == statuses.get(429, 0) + statuses[503]
+        assert sorted(report.terminated[field]) == sorted(given)  # each reported once
+        assert sorted(fake.terminated[field]) == sorted(given)  # and Box got each exactly once
+    statuses = fake.status_counts
+    assert report.requests == sum(statuses.values())
+    assert report.rate_limited == statuses[429]
+    assert fake.faults["error"] >= 1
+    assert report.retries == statuses[429] + sum(n for status, n in statuses.items() if status >= 500)
 
 
 async def test_cancelled_job_leaves_no_task_and_no_connection() -> None:
