@@ -24,10 +24,11 @@ from __future__ import annotations
 import array
 import asyncio
 import bisect
+import collections
 import heapq
 import inspect
 import re
-from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable, Mapping
 from typing import Any, Literal, TypeAlias
 
 import attrs
@@ -192,32 +193,56 @@ class TerminationReport:
         }
 
     def __str__(self) -> str:
-        t = self.terminated
-        invalid = sum(1 for f in self.failed if isinstance(f.error, ValueError))
-        kinds: dict[str, int] = {}
-        for failure in self.failed:
-            if not isinstance(failure.error, ValueError):
-                name = type(failure.error).__name__
-                kinds[name] = kinds.get(name, 0) + 1
-        parts = [f"{n:,} {name}" for name, n in sorted(kinds.items())]
-        if invalid:
-            parts.append(f"{invalid:,} invalid input")
-        failed = f"{len(self.failed):,} failed ({', '.join(parts)})" if self.failed else "none failed"
-        text = (
-            f"Terminated {self.terminated_count:,} of {self.terminated_count + len(self.failed):,} distinct inputs "
-            f"({len(t['user_ids']):,} user ids, {len(t['user_logins']):,} logins, {len(t['group_ids']):,} groups); "
-            f"{failed}; {self.duplicates:,} duplicates dropped. {self.requests:,} requests, "
-            f"{self.retries:,} retries, {self.rate_limited:,} answered 429, in {self.elapsed:.1f} s."
+        kinds = collections.Counter(failure_kind(f.error) for f in self.failed)
+        return summary_text(
+            terminated={field: len(values) for field, values in self.terminated.items()},
+            failure_kinds=kinds,
+            duplicates=self.duplicates,
+            requests=self.requests,
+            retries=self.retries,
+            rate_limited=self.rate_limited,
+            elapsed=self.elapsed,
+            stopped_by=self.stopped_by,
         )
-        if self.stopped_by is not None:
-            text += f" Stopped early: {self.stopped_by}."
-        return text
 
     def __repr__(self) -> str:
         return (
             f"TerminationReport(ok={self.ok}, terminated={self.terminated_count}, failed={len(self.failed)}, "
             f"duplicates={self.duplicates}, requests={self.requests})"
         )
+
+
+def failure_kind(error: BaseException) -> str:
+    """How a failure is counted in a summary: "invalid input", or the error's class name."""
+    return "invalid input" if isinstance(error, ValueError) else type(error).__name__
+
+
+def summary_text(
+    *,
+    terminated: Mapping[str, int],
+    failure_kinds: Mapping[str, int],
+    duplicates: int,
+    requests: int,
+    retries: int,
+    rate_limited: int,
+    elapsed: float,
+    stopped_by: BaseException | None = None,
+) -> str:
+    """The one-paragraph summary of a job, shared by `TerminationReport` and the command line."""
+    done, failed = sum(terminated.values()), sum(failure_kinds.values())
+    # Box's errors by name, then invalid input last.
+    order = sorted(failure_kinds, key=lambda kind: (kind == "invalid input", kind))
+    kinds = ", ".join(f"{failure_kinds[kind]:,} {kind}" for kind in order)
+    failed_text = f"{failed:,} failed ({kinds})" if failed else "none failed"
+    text = (
+        f"Terminated {done:,} of {done + failed:,} distinct inputs ({terminated.get('user_ids', 0):,} user ids, "
+        f"{terminated.get('user_logins', 0):,} logins, {terminated.get('group_ids', 0):,} groups); {failed_text}; "
+        f"{duplicates:,} duplicates dropped. {requests:,} requests, {retries:,} retries, "
+        f"{rate_limited:,} answered 429, in {elapsed:.1f} s."
+    )
+    if stopped_by is not None:
+        text += f" Stopped early: {stopped_by}."
+    return text
 
 
 ProgressCallback: TypeAlias = Callable[[Progress], "Awaitable[None] | None"]

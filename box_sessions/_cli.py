@@ -19,15 +19,27 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import attrs
 
 from ._auth import BoxAuth, CCGAuth, DeveloperTokenAuth
-from ._bulk import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CONCURRENCY, BatchResult, BulkJob, Failure, Progress
+from ._bulk import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_CONCURRENCY,
+    BatchResult,
+    BulkJob,
+    Failure,
+    Progress,
+    failure_kind,
+    summary_text,
+)
 from ._client import DEFAULT_BASE_URL, DEFAULT_RATE_LIMIT, BoxClient
 from ._ratelimit import RateLimit
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from .testing import FakeBox
 
 __all__ = ["main"]
 
@@ -243,21 +255,21 @@ class Summary:
             self.terminated[field] += 1
         for failure in result.failed:
             self.failed += 1
-            self.errors["invalid input" if isinstance(failure.error, ValueError) else type(failure.error).__name__] += 1
+            self.errors[failure_kind(failure.error)] += 1
         self.stopped_by = result.stopped_by
         self.last = result.progress
 
     def text(self, elapsed: float, skipped: int) -> str:
         p = self.last or Progress(0, 0, 0, 0, 0)
-        t = self.terminated
-        kinds = ", ".join(f"{n:,} {k}" for k, n in sorted(self.errors.items()))
-        failed = f"{self.failed:,} failed ({kinds})" if self.failed else "none failed"
-        text = (
-            f"Terminated {sum(t.values()):,} of {sum(t.values()) + self.failed:,} distinct inputs "
-            f"({t['user_ids']:,} user ids, {t['user_logins']:,} logins, {t['group_ids']:,} groups); {failed}; "
-            f"{p.duplicates:,} duplicates dropped. {p.requests:,} requests, {p.retries:,} retries, "
-            f"{p.rate_limited:,} answered 429, in {elapsed:.1f} s."
-        )
+        text = summary_text(
+            terminated=self.terminated,
+            failure_kinds=self.errors,
+            duplicates=p.duplicates,
+            requests=p.requests,
+            retries=p.retries,
+            rate_limited=p.rate_limited,
+            elapsed=elapsed,
+        )  # stopped_by goes to stderr, in run_job
         if skipped:
             text += f" {skipped:,} already terminated by an earlier run (journal), not sent again."
         return text
@@ -383,7 +395,7 @@ def _cmd_terminate(args: argparse.Namespace) -> int:
 # -- fake server and demo --------------------------------------------------------------------
 
 
-def _fake_box(args: argparse.Namespace) -> Any:
+def _fake_box(args: argparse.Namespace) -> FakeBox:
     from .testing import FakeBox  # noqa: PLC0415 - only these commands need the fake
 
     def known(path: str | None) -> list[str] | None:

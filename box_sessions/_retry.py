@@ -112,25 +112,14 @@ class RetryBudget:
     retry_cost: int = 5
     timeout_cost: int = 10
     _balance: int = attrs.field(init=False)
-    refused: int = attrs.field(default=0, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._balance = self.capacity
-
-    @property
-    def balance(self) -> int:
-        return self._balance
-
-    @property
-    def exhausted(self) -> bool:
-        """Whether the next retry would be refused."""
-        return self._balance < self.retry_cost
 
     def withdraw(self, *, timeout: bool = False) -> bool:
         """Pay for one retry; ``False`` (and nothing paid) when the balance is too low."""
         cost = self.timeout_cost if timeout else self.retry_cost
         if self._balance < cost:
-            self.refused += 1
             return False
         self._balance -= cost
         return True

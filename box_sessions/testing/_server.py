@@ -64,7 +64,6 @@ class LoopbackServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._handlers: set[asyncio.Task[Reply]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
-        self.connections_opened = 0
         self.peak_connections = 0
 
     @property
@@ -111,19 +110,11 @@ class LoopbackServer:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
-    async def serve_forever(self) -> None:
-        """Run until cancelled (for a standalone server)."""
-        if self._server is None:
-            await self.start()
-        assert self._server is not None  # noqa: S101 - start() sets it
-        await self._server.serve_forever()
-
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None  # noqa: S101 - always inside a task
         self._tasks.add(task)
         self._writers.add(writer)
-        self.connections_opened += 1
         self.peak_connections = max(self.peak_connections, len(self._writers))
         try:
             await self._serve(reader, writer)
