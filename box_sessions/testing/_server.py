@@ -63,6 +63,7 @@ class LoopbackServer:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._handlers: set[asyncio.Task[Reply]] = set()
+        self._peeks: set[asyncio.Task[bytes]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self.peak_connections = 0
 
@@ -83,8 +84,11 @@ class LoopbackServer:
 
     @property
     def tasks(self) -> set[asyncio.Task[object]]:
-        """The server's own tasks (connections and running handlers), to tell them from a client's."""
-        return {*self._tasks, *self._handlers}
+        """The server's own tasks (connections, running handlers and their socket watchers).
+
+        Tests compare `asyncio.all_tasks()` minus these with a snapshot to tell what a client left behind.
+        """
+        return {*self._tasks, *self._handlers, *self._peeks}
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._on_connection, self._host, self._port)
@@ -155,9 +159,12 @@ class LoopbackServer:
         """
         handler = asyncio.ensure_future(self._handler(request))
         self._handlers.add(handler)
+        peek: asyncio.Task[bytes] | None = None
         try:
             while not handler.done():
                 peek = asyncio.ensure_future(reader.read(65536))
+                self._peeks.add(peek)
+                peek.add_done_callback(self._peeks.discard)
                 await asyncio.wait({handler, peek}, return_when=asyncio.FIRST_COMPLETED)
                 if not peek.done():
                     peek.cancel()
@@ -170,6 +177,10 @@ class LoopbackServer:
                 conn.receive_data(peek.result())  # pipelined bytes: h11 keeps them for later
         finally:
             self._handlers.discard(handler)
+            if not handler.done():  # this connection's own task was cancelled: leave nothing behind
+                handler.cancel()
+            if peek is not None and not peek.done():
+                peek.cancel()
         return None if handler.cancelled() else handler.result()
 
     async def _read_request(self, conn: h11.Connection, reader: asyncio.StreamReader) -> Request | None:
