@@ -132,10 +132,14 @@ class FakeBox:
     spent_refresh_tokens: int = attrs.field(default=0, init=False)
     _bucket: float = attrs.field(default=0.0, init=False, repr=False)
     _bucket_at: float | None = attrs.field(default=None, init=False, repr=False)
-    _rng: random.Random = attrs.field(init=False, repr=False)
+    _fault_rng: random.Random = attrs.field(init=False, repr=False)
+    _latency_rng: random.Random = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        self._rng = random.Random(self.seed)
+        # Two streams: the n-th API request past the rate limit always gets the n-th fault draw,
+        # however many latency draws other requests took in between.
+        self._fault_rng = random.Random(self.seed)
+        self._latency_rng = random.Random(None if self.seed is None else f"{self.seed}:latency")
 
     # -- how tests and users wire it -------------------------------------------------------
 
@@ -196,8 +200,11 @@ class FakeBox:
         limited = self._take_rate_token()
         if limited is not None:
             return self._record(request, None, limited, token)
+        # Faults are drawn in arrival order, before the wait, so a seed gives the same faults
+        # whatever order concurrent requests finish their latency in.
+        draw = self._fault_rng.random()
+        error_status = self._fault_rng.choice((500, 502, 503))
         await self._wait_latency()
-        draw = self._rng.random()
         if draw < self.drop_rate:
             self.faults["drop"] += 1
             self._record(request, None, Reply(0), token)
@@ -207,9 +214,10 @@ class FakeBox:
             await self.clock.sleep(self.stall_seconds)
         elif draw < self.drop_rate + self.stall_rate + self.error_rate:
             self.faults["error"] += 1
-            status = self._rng.choice((500, 502, 503))
             codes = {500: "internal_server_error", 502: "bad_gateway", 503: "unavailable"}
-            return self._record(request, None, _error(status, codes[status], "Internal Server Error"), token)
+            return self._record(
+                request, None, _error(error_status, codes[error_status], "Internal Server Error"), token
+            )
         return self._terminate(request, path, token)
 
     def _record(self, request: Request, body: Any, reply: Reply, token: str | None) -> Reply:
@@ -331,7 +339,7 @@ class FakeBox:
         )
 
     async def _wait_latency(self) -> None:
-        delay = self.latency + (self._rng.uniform(-self.jitter, self.jitter) if self.jitter else 0.0)
+        delay = self.latency + (self._latency_rng.uniform(-self.jitter, self.jitter) if self.jitter else 0.0)
         if delay > 0:
             await self.clock.sleep(delay)
 
