@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import httpx
@@ -20,7 +21,7 @@ from box_sessions import (
     RetryPolicy,
     ServerError,
 )
-from box_sessions.testing import FakeBox, FakeClock, Request
+from box_sessions.testing import DropConnection, FakeBox, FakeClock, Request
 
 NO_RETRY = RetryPolicy(max_attempts=1)
 
@@ -231,6 +232,34 @@ async def test_stall_times_out_in_process() -> None:
         with pytest.raises(BoxTimeoutError):
             await client.session_termination.terminate_groups_sessions(["1"])
     assert fake.terminated["group_ids"] == []
+
+
+async def test_seed_repeats_the_same_faults_whatever_the_latency() -> None:
+    """The n-th request meets the same fault with or without jitter: latency has its own stream."""
+
+    async def statuses(fake: FakeBox) -> list[int]:
+        for i in range(60):
+            with contextlib.suppress(DropConnection):
+                await fake.handle(post("/2.0/groups/terminate_sessions", json.dumps({"group_ids": [str(i)]}).encode()))
+        return [r.status for r in fake.requests]
+
+    def fake(latency: float, jitter: float) -> FakeBox:
+        return FakeBox(
+            error_rate=0.2,
+            drop_rate=0.1,
+            stall_rate=0.1,
+            stall_seconds=1.0,
+            latency=latency,
+            jitter=jitter,
+            seed=7,
+            clock=FakeClock(),
+        )
+
+    still = await statuses(fake(0.0, 0.0))
+    jittery = await statuses(fake(0.2, 0.1))
+    assert still == jittery
+    assert {0, 202} <= set(still)
+    assert set(still) & {500, 502, 503}
 
 
 async def test_latency_is_waited_on_the_clock() -> None:

@@ -84,7 +84,9 @@ class FakeBox:
         token_lifetime: Seconds a CCG token lives (``expires_in``).
         client_id, client_secret: The CCG credentials it accepts.
         developer_token: The developer token it accepts (never expires).
-        seed: Seed of the random draws (faults, jitter), for repeatable runs.
+        seed: Seed of the random draws, for repeatable runs: the n-th API request past the rate
+            limit meets the same fault (or none) every run, whatever the timing; jitter has its
+            own stream.
         jwt_public_key: The PEM public key of a JWT app; enables the JWT grant, whose assertion
             must be RS256, for ``client_id``, with ``aud`` Box's token URL and ``exp`` at most 60 s
             ahead of the fake's time.
@@ -136,8 +138,7 @@ class FakeBox:
     _latency_rng: random.Random = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        # Two streams: the n-th API request past the rate limit always gets the n-th fault draw,
-        # however many latency draws other requests took in between.
+        # Two streams, so latency draws never shift which request meets which fault.
         self._fault_rng = random.Random(self.seed)
         self._latency_rng = random.Random(None if self.seed is None else f"{self.seed}:latency")
 
