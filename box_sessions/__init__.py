@@ -1,4 +1,4 @@
-"""box_sessions: an async SDK for Box's session-termination API."""
+"""box_sessions: an async SDK for Box's session-termination API. This module only re-exports."""
 
 from ._auth import (
     BoxAuth,
@@ -6,11 +6,11 @@ from ._auth import (
     DeveloperTokenAuth,
     InMemoryTokenStore,
     JSONFileTokenStore,
+    JWTAuth,
     OAuth2Auth,
     OAuth2Tokens,
     TokenStore,
 )
-from ._bulk import BatchResult, Failure, Progress, TerminationReport
 from ._client import BoxClient
 from ._clock import Clock, SystemClock
 from ._errors import (
@@ -25,10 +25,15 @@ from ._errors import (
     RateLimitError,
     ServerError,
 )
-from ._jwt import JWTAuth
-from ._ratelimit import RateLimit
-from ._retry import RetryPolicy
-from ._session_termination import SessionTerminationManager, SessionTerminationMessage
+from ._termination import (
+    BatchResult,
+    Failure,
+    Progress,
+    SessionTerminationManager,
+    SessionTerminationMessage,
+    TerminationReport,
+)
+from ._transport import RateLimit, RetryPolicy
 from ._version import __version__
 
 __all__ = [

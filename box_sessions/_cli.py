@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import contextlib
 import itertools
 import json
@@ -24,18 +23,18 @@ from typing import TYPE_CHECKING, Any, TextIO
 import attrs
 
 from ._auth import BoxAuth, CCGAuth, DeveloperTokenAuth
-from ._bulk import (
+from ._client import DEFAULT_BASE_URL, DEFAULT_RATE_LIMIT, BoxClient
+from ._termination import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_CONCURRENCY,
+    Batcher,
     BatchResult,
-    BulkJob,
     Failure,
     Progress,
-    failure_kind,
+    Tally,
     summary_text,
 )
-from ._client import DEFAULT_BASE_URL, DEFAULT_RATE_LIMIT, BoxClient
-from ._ratelimit import RateLimit
+from ._transport import RateLimit
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -244,26 +243,19 @@ class ProgressDisplay:
 class Summary:
     """What the command prints at the end; built from the streamed results, not held ids."""
 
-    terminated: collections.Counter[str] = attrs.field(factory=collections.Counter)
-    errors: collections.Counter[str] = attrs.field(factory=collections.Counter)
-    failed: int = 0
+    tally: Tally = attrs.field(factory=Tally)
     last: Progress | None = None
     stopped_by: BaseException | None = None
 
     def add(self, result: BatchResult) -> None:
-        for field, _ in result.terminated:
-            self.terminated[field] += 1
-        for failure in result.failed:
-            self.failed += 1
-            self.errors[failure_kind(failure.error)] += 1
+        self.tally.add(result)
         self.stopped_by = result.stopped_by
         self.last = result.progress
 
     def text(self, elapsed: float, skipped: int) -> str:
         p = self.last or Progress(0, 0, 0, 0, 0)
         text = summary_text(
-            terminated=self.terminated,
-            failure_kinds=self.errors,
+            self.tally,
             duplicates=p.duplicates,
             requests=p.requests,
             retries=p.retries,
@@ -323,14 +315,11 @@ async def run_job(
 
 
 async def _dry_run(inputs: Inputs, batch_size: int, out: TextIO) -> int:
-    job = BulkJob(
-        None,
+    job = Batcher(
         user_ids=inputs.sources.get("user_ids"),
         user_logins=inputs.sources.get("user_logins"),
         group_ids=inputs.sources.get("group_ids"),
         batch_size=batch_size,
-        max_concurrency=1,
-        on_progress=None,
     )
     batches = ids = invalid = 0
     async for planned in job.plan():
@@ -381,7 +370,7 @@ def _cmd_terminate(args: argparse.Namespace) -> int:
                 out=sys.stdout,
                 err=sys.stderr,
             )
-        return EXIT_FAILED if summary.failed else EXIT_OK
+        return EXIT_FAILED if summary.tally.failed else EXIT_OK
 
     try:
         return asyncio.run(run())
@@ -496,7 +485,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             f"FakeBox recorded {fake.terminated_count:,} ids terminated, each once: "
             f"{_each_once(fake.terminated)}.\n"
         )
-        invalid_only = summary.failed == summary.errors["invalid input"]
+        invalid_only = summary.tally.failed == summary.tally.failure_kinds["invalid input"]
         return EXIT_OK if invalid_only else EXIT_FAILED
 
     return asyncio.run(run())

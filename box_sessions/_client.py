@@ -10,10 +10,8 @@ import httpx
 
 from ._auth import BoxAuth
 from ._clock import Clock, SystemClock
-from ._ratelimit import RateLimit, RateLimiter
-from ._retry import RetryPolicy
-from ._session_termination import SessionTerminationManager
-from ._transport import Transport
+from ._termination import SessionTerminationManager
+from ._transport import RateLimit, RateLimiter, RetryPolicy, Transport
 from ._validation import check_secure_url, normalise_id
 from ._version import __version__
 
@@ -67,6 +65,10 @@ class BoxClient:
         retry: How calls are retried; see `RetryPolicy` for the defaults.
         http_client: An `httpx.AsyncClient` to send through (e.g. a FastAPI app's pooled one).
             Closing it stays the caller's job.
+        transport: An `httpx.AsyncBaseTransport` for the client's own `httpx.AsyncClient` to send
+            through, as ``httpx.AsyncClient(transport=...)`` takes it: a test double
+            (`httpx.MockTransport`, `box_sessions.testing.FakeBox.transport`) or a wrapper that
+            traces every attempt. It is closed with the client. Not together with ``http_client``.
         rate_limit: Client-side pacing shared by every request of this client; default Box's
             documented 1,000 calls a minute, adaptive on 429s. ``None`` turns it off.
         as_user: Act as this user: every API call carries Box's ``As-User`` header (the token's
@@ -75,7 +77,7 @@ class BoxClient:
 
     Raises:
         TypeError, ValueError: an argument is of the wrong type or value (plain http to a
-            non-loopback host among them).
+            non-loopback host among them), or both ``transport`` and ``http_client`` are given.
     """
 
     def __init__(
@@ -86,6 +88,7 @@ class BoxClient:
         timeout: float | httpx.Timeout | _Unset | None = _UNSET,
         retry: RetryPolicy | None = None,
         http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
         rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT,
         as_user: str | int | None = None,
         clock: Clock | None = None,
@@ -100,6 +103,12 @@ class BoxClient:
             raise TypeError(f"rate_limit must be a RateLimit or None, got {type(rate_limit).__name__}")
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
             raise TypeError(f"http_client must be an httpx.AsyncClient, got {type(http_client).__name__}")
+        if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
+            raise TypeError(f"transport must be an httpx.AsyncBaseTransport, got {type(transport).__name__}")
+        if transport is not None and http_client is not None:
+            raise TypeError(
+                "give transport or http_client, not both: a transport is for the client's own httpx.AsyncClient"
+            )
         url = check_secure_url(base_url, "base_url")
         url = url.copy_with(path=url.path.rstrip("/") or "/")
         if timeout is _UNSET:
@@ -107,6 +116,7 @@ class BoxClient:
         owns_http = http_client is None
         if http_client is None:
             http_client = httpx.AsyncClient(
+                transport=transport,
                 timeout=_build_timeout(timeout),
                 follow_redirects=False,
                 limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),

@@ -18,11 +18,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
+
+from ._json import json_object
 
 __all__ = [
     "AuthenticationError",
@@ -153,14 +154,6 @@ def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _parse_body(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = json.loads(response.content)
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
 def _fallback_message(response: httpx.Response) -> str:
     reason = response.reason_phrase or "error"
     text = response.content[:_SNIPPET_CHARS].decode("utf-8", errors="replace")
@@ -191,7 +184,7 @@ def error_from_response(
         token_endpoint: The response came from the OAuth token endpoint, whose error body is
             ``{"error": ..., "error_description": ...}``.
     """
-    body = _parse_body(response)
+    body = json_object(response.content)
     if token_endpoint and "error" in body:
         code = _str_or_none(body.get("error"))
         message = _str_or_none(body.get("error_description")) or code

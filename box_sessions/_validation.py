@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import AsyncIterable, Iterable
 
 import httpx
 
 __all__ = [
+    "check_iterable",
+    "check_positive_int",
     "check_secure_url",
     "normalise_id",
     "normalise_id_list",
@@ -64,14 +66,38 @@ def normalise_login(value: object, argument: str) -> str:
     return value
 
 
-def _check_collection(values: object, argument: str) -> Iterable[object]:
+def check_iterable(values: object, argument: str, *, allow_async: bool = False) -> None:
+    """Refuse what is not a collection of values: a bare string (a classic slip), a dict, a scalar.
+
+    Raises:
+        TypeError: naming ``argument`` and what was given instead.
+    """
+    kind = "an iterable or async iterable of values" if allow_async else "a list of values"
     if isinstance(values, (str, bytes, bytearray)):
         raise TypeError(
-            f"{argument}: expected a list of values, got a bare {_type_name(values)} {values!r}; "
-            f"write {argument}=[{values!r}]"
+            f"{argument}: expected {kind}, got a bare {_type_name(values)} {values!r}; write {argument}=[{values!r}]"
         )
-    if isinstance(values, dict) or not isinstance(values, Iterable):
-        raise TypeError(f"{argument}: expected a list of values, got {_type_name(values)}")
+    accepted: tuple[type, ...] = (Iterable, AsyncIterable) if allow_async else (Iterable,)
+    if isinstance(values, dict) or not isinstance(values, accepted):
+        raise TypeError(f"{argument}: expected {kind}, got {_type_name(values)}")
+
+
+def check_positive_int(value: object, argument: str) -> int:
+    """Return ``value`` if it is an ``int`` of at least 1 (not a ``bool``).
+
+    Raises:
+        TypeError, ValueError: naming ``argument``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{argument} must be an int, got {_type_name(value)}")
+    if value < 1:
+        raise ValueError(f"{argument} must be at least 1, got {value}")
+    return value
+
+
+def _check_collection(values: object, argument: str) -> Iterable[object]:
+    check_iterable(values, argument)
+    assert isinstance(values, Iterable)  # noqa: S101 - check_iterable refused everything else
     return values
 
 

@@ -20,6 +20,9 @@ GROUPS_URL = f"{BASE}/2.0/groups/terminate_sessions"
 TOKEN_URL = f"{BASE}/oauth2/token"
 ACCEPTED = {"message": "Request is successful, please check the admin events for the status of the job"}
 
+#: The type of the ``make_client`` fixture: builds a `BoxClient` on the fake clock.
+MakeClient = Callable[..., box_sessions.BoxClient]
+
 
 def box_error(status: int, code: str = "error", message: str = "something failed", **headers: str) -> httpx.Response:
     """An error response shaped as Box sends it (``ClientError``)."""
@@ -83,7 +86,7 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def make_client(clock: FakeClock) -> Callable[..., box_sessions.BoxClient]:
+def make_client(clock: FakeClock) -> MakeClient:
     """Build clients on the fake clock, no jitter, closed at the end of the test."""
     made: list[box_sessions.BoxClient] = []
 
@@ -100,7 +103,7 @@ def make_client(clock: FakeClock) -> Callable[..., box_sessions.BoxClient]:
 
 @pytest.fixture
 async def client(
-    make_client: Callable[..., box_sessions.BoxClient],
+    make_client: MakeClient,
 ) -> AsyncIterator[box_sessions.BoxClient]:
     async with make_client() as c:
         yield c

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -23,9 +22,7 @@ from box_sessions import (
 )
 from box_sessions.testing import FakeClock
 
-from .conftest import TOKEN_URL, USERS_URL, accepted, box_error, token_answer
-
-MakeClient = Callable[..., BoxClient]
+from .conftest import TOKEN_URL, USERS_URL, MakeClient, accepted, box_error, token_answer
 
 
 async def terminate(client: BoxClient) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -25,9 +25,7 @@ from box_sessions import (
     TerminationReport,
 )
 
-from .conftest import GROUPS_URL, TOKEN_URL, USERS_URL, accepted, box_error, token_answer
-
-MakeClient = Callable[..., BoxClient]
+from .conftest import GROUPS_URL, TOKEN_URL, USERS_URL, MakeClient, accepted, box_error, token_answer
 
 
 def body_of(request: httpx.Request) -> dict[str, list[str]]:
@@ -410,9 +408,9 @@ async def test_nothing_lost_when_progress_callback_fails(respx_mock: respx.MockR
 
 def test_seen_set_is_exact_across_merges() -> None:
     """The compact de-duplication set drops only true repeats, before and after it merges."""
-    from box_sessions._bulk import _Seen  # noqa: PLC0415 - a private helper, tested directly
+    from box_sessions._termination._seen import SeenSet  # noqa: PLC0415 - a private helper, tested directly
 
-    seen = _Seen()
+    seen = SeenSet()
     seen.MERGE_EVERY = 100
     values = [str(i * 7919 % 100_003) for i in range(1000)]
     assert all(seen.add(v, numeric=True) for v in values)  # all distinct

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -15,7 +14,6 @@ from box_sessions import BoxClient, DeveloperTokenAuth, RetryPolicy
 from .conftest import ACCEPTED, GROUPS_URL, USERS_URL, accepted
 
 AUTH = DeveloperTokenAuth("dev-token")
-MakeClient = Callable[..., BoxClient]
 
 
 @pytest.mark.parametrize(
@@ -267,3 +265,46 @@ async def test_bad_group_input_raises_before_sending(
     with pytest.raises(error, match=match):
         await client.session_termination.terminate_groups_sessions(group_ids)
     assert route.call_count == 0
+
+
+class _RecordingTransport(httpx.MockTransport):
+    """A MockTransport that remembers whether it was closed."""
+
+    closed = False
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def test_transport_is_used_and_closed_with_the_client() -> None:
+    """A transport passed to BoxClient carries every request and is closed when the client is."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(202, json=ACCEPTED)
+
+    transport = _RecordingTransport(handler)
+    async with BoxClient(DeveloperTokenAuth("dev-token"), transport=transport, rate_limit=None) as client:
+        await client.session_termination.terminate_users_sessions(user_ids=["1"])
+        assert not transport.closed
+    assert [str(r.url) for r in seen] == [USERS_URL]
+    assert seen[0].headers["authorization"] == "Bearer dev-token"
+    assert transport.closed
+
+
+async def test_transport_and_http_client_together_are_refused() -> None:
+    """Giving both transport and http_client is a TypeError naming both."""
+    async with httpx.AsyncClient() as http_client:
+        with pytest.raises(TypeError, match=r"transport or http_client, not both"):
+            BoxClient(
+                DeveloperTokenAuth("dev-token"),
+                transport=httpx.MockTransport(lambda _: accepted()),
+                http_client=http_client,
+            )
+
+
+def test_transport_of_the_wrong_type_is_refused() -> None:
+    """A transport that is not an httpx.AsyncBaseTransport is refused, naming the argument."""
+    with pytest.raises(TypeError, match=r"transport must be an httpx.AsyncBaseTransport, got str"):
+        BoxClient(DeveloperTokenAuth("dev-token"), transport="http://x")  # type: ignore[arg-type]

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import pytest
 import respx
 
 from box_sessions import BoxClient, DeveloperTokenAuth, RateLimit
-from box_sessions._ratelimit import HOLD_AFTER_DECREASE, RateLimiter
+from box_sessions._transport import RateLimiter
+from box_sessions._transport._ratelimit import HOLD_AFTER_DECREASE
 from box_sessions.testing import FakeClock
 
-from .conftest import USERS_URL, accepted, box_error
-
-MakeClient = Callable[..., BoxClient]
+from .conftest import USERS_URL, MakeClient, accepted, box_error
 
 
 def test_requests_are_spaced_evenly() -> None:

@@ -6,7 +6,6 @@ import asyncio
 import email.utils
 import json
 import logging
-from collections.abc import Callable
 
 import httpx
 import pytest
@@ -26,9 +25,7 @@ from box_sessions import (
 )
 from box_sessions.testing import FakeClock
 
-from .conftest import ACCEPTED, GROUPS_URL, USERS_URL, accepted, box_error
-
-MakeClient = Callable[..., BoxClient]
+from .conftest import ACCEPTED, GROUPS_URL, USERS_URL, MakeClient, accepted, box_error
 
 
 async def terminate(client: BoxClient) -> box_sessions.SessionTerminationMessage:

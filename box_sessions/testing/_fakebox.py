@@ -1,6 +1,6 @@
 """`FakeBox`: an in-memory fake of Box's session-termination and token endpoints.
 
-Faithful to what Box documents (see the project's BOX_API.md): 202 with Box's message, Box's error
+Faithful to what Box documents (see docs/box-api.md): 202 with Box's message, Box's error
 bodies, a lower-case ``retry-after`` on 429, 401 for a missing, unknown or expired token, and the
 OAuth error shape on the token endpoint. Use it in-process as an httpx transport
 (`FakeBox.transport`, `FakeBox.client`) or as a real HTTP/1.1 server on 127.0.0.1
@@ -25,7 +25,7 @@ import attrs
 import httpx
 
 from .._auth import BoxAuth, DeveloperTokenAuth
-from .._client import DEFAULT_TIMEOUT, BoxClient
+from .._client import BoxClient
 from .._clock import Clock, SystemClock
 from ._server import DropConnection, LoopbackServer, Reply, Request
 
@@ -151,11 +151,7 @@ class FakeBox:
     def client(self, auth: BoxAuth | None = None, **kwargs: Any) -> BoxClient:
         """A `BoxClient` wired to this fake in-process (by default with its developer token)."""
         kwargs.setdefault("base_url", "https://api.box.com")
-        kwargs.setdefault("timeout", DEFAULT_TIMEOUT)
-        http_client = httpx.AsyncClient(transport=self.transport())
-        client = BoxClient(auth or DeveloperTokenAuth(self.developer_token), http_client=http_client, **kwargs)
-        client._owns_http = True  # noqa: SLF001 - the fake made the http client, so the BoxClient closes it
-        return client
+        return BoxClient(auth or DeveloperTokenAuth(self.developer_token), transport=self.transport(), **kwargs)
 
     @contextlib.asynccontextmanager
     async def serve(self, *, port: int = 0) -> AsyncIterator[str]:

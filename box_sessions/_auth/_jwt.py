@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import email.utils
 import json
 import secrets
 from collections.abc import Mapping
@@ -12,9 +11,11 @@ from typing import Any
 import attrs
 import httpx
 
-from ._auth import TokenGrant, TokenRequester, _non_empty_str, _SubjectAuth
-from ._clock import Clock
-from ._errors import AuthenticationError
+from .._clock import Clock, parse_http_date
+from .._errors import AuthenticationError
+from ._app import SubjectAuth, non_empty_str
+from ._cache import TokenRequester
+from ._grant import TokenGrant
 
 __all__ = ["JWTAuth"]
 
@@ -43,16 +44,11 @@ def _is_exp_rejection(error: AuthenticationError) -> bool:
 
 def _server_time(headers: Mapping[str, str]) -> float | None:
     value = headers.get("date") or headers.get("Date")
-    if not value:
-        return None
-    try:
-        return email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
+    return parse_http_date(value) if value else None
 
 
 @attrs.define(slots=False, kw_only=True, repr=False)
-class JWTAuth(_SubjectAuth):
+class JWTAuth(SubjectAuth):
     """Server authentication with a JWT signed by the app's RSA key (Box's "JWT" apps).
 
     Needs the ``[jwt]`` extra (PyJWT and cryptography). The assertion is RS256 with the key id in
@@ -69,8 +65,8 @@ class JWTAuth(_SubjectAuth):
         token_url: Where tokens come from; by default ``{base_url}/oauth2/token``.
     """
 
-    public_key_id: str = attrs.field(validator=_non_empty_str)
-    _private_key: str = attrs.field(validator=_non_empty_str, alias="private_key")
+    public_key_id: str = attrs.field(validator=non_empty_str)
+    _private_key: str = attrs.field(validator=non_empty_str, alias="private_key")
     _passphrase: str | None = attrs.field(default=None, alias="passphrase")
     _key: Any = attrs.field(init=False, repr=False, eq=False)
     _skew: float = attrs.field(default=0.0, init=False, eq=False)

@@ -21,7 +21,7 @@ import math
 
 import attrs
 
-from ._clock import Clock
+from .._clock import Clock
 
 __all__ = ["RateLimit", "RateLimiter"]
 

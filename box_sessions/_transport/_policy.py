@@ -1,14 +1,19 @@
-"""The retry policy: how often, how long, and when to give up."""
+"""The retry rules: what is retried, how often, how long to wait, and when to give up."""
 
 from __future__ import annotations
 
-import email.utils
 import math
 import random
 
 import attrs
 
-__all__ = ["RetryBudget", "RetryPolicy", "parse_retry_after"]
+from .._clock import parse_http_date
+from .._errors import BoxAPIError, BoxConnectionError, BoxTimeoutError
+
+__all__ = ["RETRYABLE_STATUSES", "RetryBudget", "RetryPolicy", "parse_retry_after", "should_retry"]
+
+#: Statuses worth another attempt: rate limited, and Box's transient server errors.
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 #: Default deadline of one call, in seconds, across all attempts and waits.
 DEFAULT_TOTAL_TIMEOUT: float | None = 300.0
@@ -34,10 +39,11 @@ class RetryPolicy:
         total_timeout: Deadline in seconds for one call across every attempt and every wait
             (back-off, ``retry-after``, the shared cool-down). A wait that would cross it is not
             begun; each attempt's network timeouts are cut to what remains. ``None``: no deadline.
-        hedge: When a termination request has not been answered after twice the 95th percentile
-            of the client's recent answers (at least 0.2 s; once 20 answers are known), send a
-            second copy and take the first answer. Box documents terminating twice as harmless;
-            it cuts the tail a stalled answer adds to a bulk job. Never done for token requests.
+        hedge: When a request that is safe to send twice (the termination calls say they are:
+            Box documents terminating twice as harmless) has not been answered after twice the
+            95th percentile of the client's recent answers (at least 0.2 s; once 20 answers are
+            known), send a second copy and take the first answer. It cuts the tail a stalled
+            answer adds to a bulk job. Never done for token requests.
     """
 
     max_attempts: int = attrs.field(default=5, validator=[attrs.validators.instance_of(int), attrs.validators.ge(1)])
@@ -90,13 +96,21 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
         pass
     else:
         return seconds if math.isfinite(seconds) and seconds >= 0 else None
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:  # "-0000" dates parse naive; HTTP-dates are always UTC.
-        return None
-    return max(0.0, when.timestamp() - now)
+    when = parse_http_date(text)
+    return None if when is None else max(0.0, when - now)
+
+
+def should_retry(error: BaseException, policy: RetryPolicy) -> bool:
+    """Whether ``error`` is worth another attempt under ``policy``.
+
+    Timeouts, connection errors and the `RETRYABLE_STATUSES` are; a ``retry-after`` longer than
+    the policy's ``max_retry_after`` is not waited for.
+    """
+    if isinstance(error, (BoxTimeoutError, BoxConnectionError)):
+        return True
+    if isinstance(error, BoxAPIError) and error.status in RETRYABLE_STATUSES:
+        return error.retry_after is None or error.retry_after <= policy.max_retry_after
+    return False
 
 
 @attrs.define

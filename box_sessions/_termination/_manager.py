@@ -1,50 +1,18 @@
-"""The session-termination manager: ``client.session_termination``."""
+"""The session-termination manager: ``client.session_termination``, Box's two calls and the bulk call."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import AsyncGenerator, Iterable
 
-import attrs
-import httpx
+from .._transport import Transport
+from .._validation import normalise_id_list, normalise_login_list
+from ._batching import Batcher, Source
+from ._endpoints import GROUPS_PATH, USERS_PATH, SessionTerminationMessage, groups_body, send, users_body
+from ._report import BatchResult, TerminationReport
+from ._runner import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CONCURRENCY, BulkJob, ProgressCallback
 
-from ._bulk import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_MAX_CONCURRENCY,
-    BatchResult,
-    BulkJob,
-    ProgressCallback,
-    Source,
-    TerminationReport,
-)
-from ._transport import Transport
-from ._validation import normalise_id_list, normalise_login_list
-
-__all__ = ["SessionTerminationManager", "SessionTerminationMessage"]
-
-USERS_PATH = "/users/terminate_sessions"
-GROUPS_PATH = "/groups/terminate_sessions"
-
-
-@attrs.frozen
-class SessionTerminationMessage:
-    """Box's answer to a termination request: its jobs were created.
-
-    Box terminates sessions asynchronously and reports outcomes in the enterprise's admin
-    events; the answer carries no per-user result.
-    """
-
-    message: str
-
-
-def _message(response: httpx.Response) -> SessionTerminationMessage:
-    try:
-        body = json.loads(response.content)
-    except ValueError:
-        body = None
-    message = body.get("message") if isinstance(body, dict) else None
-    return SessionTerminationMessage(message if isinstance(message, str) else "")
+__all__ = ["SessionTerminationManager"]
 
 
 class SessionTerminationManager:
@@ -79,8 +47,7 @@ class SessionTerminationManager:
         logins = normalise_login_list(user_logins, "user_logins")
         if not ids and not logins:
             raise ValueError("user_ids and user_logins are both empty: give at least one user")
-        response = await self._transport.post_json(USERS_PATH, {"user_ids": ids, "user_logins": logins})
-        return _message(response)
+        return await send(self._transport, USERS_PATH, users_body(ids, logins))
 
     async def terminate_groups_sessions(self, group_ids: Iterable[str | int]) -> SessionTerminationMessage:
         """Terminate the sessions of every member of the given groups in one request.
@@ -99,8 +66,7 @@ class SessionTerminationManager:
         ids = normalise_id_list(group_ids, "group_ids")
         if not ids:
             raise ValueError("group_ids is empty: give at least one group id")
-        response = await self._transport.post_json(GROUPS_PATH, {"group_ids": ids})
-        return _message(response)
+        return await send(self._transport, GROUPS_PATH, groups_body(ids))
 
     async def terminate(
         self,
@@ -183,12 +149,5 @@ class SessionTerminationManager:
         max_concurrency: int,
         on_progress: ProgressCallback | None,
     ) -> BulkJob:
-        return BulkJob(
-            self._transport,
-            user_ids=user_ids,
-            user_logins=user_logins,
-            group_ids=group_ids,
-            batch_size=batch_size,
-            max_concurrency=max_concurrency,
-            on_progress=on_progress,
-        )
+        batcher = Batcher(user_ids=user_ids, user_logins=user_logins, group_ids=group_ids, batch_size=batch_size)
+        return BulkJob(self._transport, batcher, max_concurrency=max_concurrency, on_progress=on_progress)

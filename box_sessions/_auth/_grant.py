@@ -1,0 +1,63 @@
+"""What a token request gives: the grant, read from the token endpoint's answer."""
+
+from __future__ import annotations
+
+import attrs
+import httpx
+
+from .._errors import AuthenticationError
+from .._json import json_object
+
+__all__ = ["DEFAULT_TOKEN_LIFETIME", "TokenGrant", "grant_from_response"]
+
+#: Box's documented access-token lifetime, assumed when a token answer has no usable expires_in.
+DEFAULT_TOKEN_LIFETIME = 3600.0
+
+
+@attrs.frozen(kw_only=True)
+class TokenGrant:
+    """What a token request gave.
+
+    Attributes:
+        access_token: The token.
+        expires_in: Its lifetime in seconds; ``None`` when unknown (used until Box refuses it).
+        refresh_token: The new refresh token (OAuth 2.0 only).
+        issued_now: ``True`` when the token endpoint just issued it; ``False`` for a token that
+            was stored or given (a 401 on it means "refresh", not "these credentials are bad").
+    """
+
+    access_token: str = attrs.field(repr=False)
+    expires_in: float | None
+    refresh_token: str | None = attrs.field(default=None, repr=False)
+    issued_now: bool = True
+
+
+def grant_from_response(response: httpx.Response) -> TokenGrant:
+    """Read the token endpoint's 2xx answer: ``access_token``, ``expires_in``, ``refresh_token``.
+
+    A missing or unusable ``expires_in`` counts as Box's documented 60 minutes.
+
+    Raises:
+        AuthenticationError: the answer has no usable access token.
+    """
+    body = json_object(response.content)
+    token = body.get("access_token")
+    if token is None:
+        raise AuthenticationError(
+            "the token endpoint answered without an access_token", status=response.status_code, headers=response.headers
+        )
+    if not isinstance(token, str) or not token:
+        raise AuthenticationError(
+            "the token endpoint answered with an empty access_token",
+            status=response.status_code,
+            headers=response.headers,
+        )
+    expires_in = body.get("expires_in")
+    if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)):
+        expires_in = DEFAULT_TOKEN_LIFETIME
+    refresh = body.get("refresh_token")
+    return TokenGrant(
+        access_token=token,
+        expires_in=float(expires_in),
+        refresh_token=refresh if isinstance(refresh, str) and refresh else None,
+    )

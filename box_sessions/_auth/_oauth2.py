@@ -1,0 +1,95 @@
+"""`OAuth2Auth`: a user's OAuth 2.0 tokens, refreshed single-flight with single-use refresh tokens."""
+
+from __future__ import annotations
+
+import attrs
+import httpx
+
+from .._clock import Clock
+from .._errors import AuthenticationError, BoxError
+from ._app import AppAuth, optional_non_empty_str
+from ._cache import TokenRequester
+from ._grant import TokenGrant
+from ._stores import InMemoryTokenStore, OAuth2Tokens, TokenStore
+
+__all__ = ["OAuth2Auth"]
+
+
+@attrs.define(slots=False, kw_only=True, repr=False)
+class OAuth2Auth(AppAuth):
+    """OAuth 2.0 with a refresh token, for apps acting for a user who logged in.
+
+    Box's refresh tokens work once: a refresh returns a new pair and spends the old refresh token,
+    so two concurrent refreshes would log the user out. Refresh here is single-flight, and the new
+    pair is saved through ``token_store`` before any request uses the new access token.
+
+    Args:
+        client_id: The app's client id.
+        client_secret: The app's client secret. Never shown in a repr, a log or an error.
+        access_token: A current access token, if you have one (used until Box refuses it).
+        refresh_token: The refresh token. Needed unless ``token_store`` already holds tokens.
+        token_store: Where the tokens live between refreshes (default: `InMemoryTokenStore`).
+            What the store holds wins over ``access_token``/``refresh_token``, which only seed
+            an empty store: a store saved by an earlier run has the newer refresh token.
+        token_url: Where tokens come from; by default ``{base_url}/oauth2/token`` of the client.
+    """
+
+    _access_token: str | None = attrs.field(default=None, validator=optional_non_empty_str, alias="access_token")
+    _refresh_token: str | None = attrs.field(default=None, validator=optional_non_empty_str, alias="refresh_token")
+    token_store: TokenStore = attrs.field(factory=InMemoryTokenStore)
+    _stored_used: bool = attrs.field(default=False, init=False, repr=False)
+    _unsaved: OAuth2Tokens | None = attrs.field(default=None, init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.token_store, TokenStore):
+            raise TypeError(f"token_store must have async load() and save(), got {type(self.token_store).__name__}")
+        if self._refresh_token is None and isinstance(self.token_store, InMemoryTokenStore):
+            raise ValueError("OAuth2Auth needs a refresh_token, or a token_store that holds one")
+
+    async def _stored(self) -> OAuth2Tokens:
+        stored = await self.token_store.load()
+        if stored is not None:
+            return stored
+        if self._refresh_token is None:
+            raise BoxError("OAuth2Auth has no refresh token: the token store is empty and none was given")
+        seed = OAuth2Tokens(access_token=self._access_token, refresh_token=self._refresh_token)
+        await self.token_store.save(seed)
+        return seed
+
+    async def _fetch(self, request_token: TokenRequester, token_url: httpx.URL, clock: Clock) -> TokenGrant:
+        if self._unsaved is not None:  # a refresh whose save failed: save it before anything else
+            await self.token_store.save(self._unsaved)
+            saved, self._unsaved = self._unsaved, None
+            return self._grant_from(saved, clock, issued_now=False)
+        stored = await self._stored()
+        fresh_enough = stored.expires_at is None or stored.expires_at > clock.time() + 1
+        if not self._stored_used and stored.access_token is not None and fresh_enough:
+            self._stored_used = True  # try the stored access token once; a 401 on it means refresh
+            return self._grant_from(stored, clock, issued_now=False)
+        self._stored_used = True
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": stored.refresh_token,
+            "client_id": self.client_id,
+            "client_secret": self._client_secret,
+        }
+        grant = await request_token(token_url, form)
+        if grant.refresh_token is None:
+            raise AuthenticationError("the token endpoint answered a refresh without a new refresh_token", status=200)
+        expires_at = None if grant.expires_in is None else clock.time() + grant.expires_in
+        tokens = OAuth2Tokens(access_token=grant.access_token, refresh_token=grant.refresh_token, expires_at=expires_at)
+        try:
+            await self.token_store.save(tokens)
+        except BaseException:
+            self._unsaved = tokens  # the old refresh token is spent: keep the new pair to save later
+            raise
+        return grant
+
+    @staticmethod
+    def _grant_from(tokens: OAuth2Tokens, clock: Clock, *, issued_now: bool) -> TokenGrant:
+        assert tokens.access_token is not None  # noqa: S101 - callers check
+        expires_in = None if tokens.expires_at is None else tokens.expires_at - clock.time()
+        return TokenGrant(access_token=tokens.access_token, expires_in=expires_in, issued_now=issued_now)
+
+    def __repr__(self) -> str:
+        return f"OAuth2Auth(client_id={self.client_id!r}, token_store={self.token_store!r}, client_secret=***)"

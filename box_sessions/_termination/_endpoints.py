@@ -1,0 +1,95 @@
+"""Box's two termination endpoints: their paths and bodies in one place, and what their answer says.
+
+Box documents terminating a session that is already terminated as harmless, so a retry after a
+lost answer, or a second copy of a stalled request, cannot do harm: every termination call asks
+the transport to hedge (`SAFE_TO_SEND_TWICE`). The transport itself knows no endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, TypeAlias
+
+import attrs
+import httpx
+
+from .._json import json_object
+from .._transport import CallObserver, RetryBudget, Transport
+
+__all__ = [
+    "FIELDS",
+    "GROUPS_PATH",
+    "SAFE_TO_SEND_TWICE",
+    "USERS_PATH",
+    "Field",
+    "Item",
+    "Kind",
+    "SessionTerminationMessage",
+    "groups_body",
+    "request_of",
+    "send",
+    "users_body",
+]
+
+Field: TypeAlias = Literal["user_ids", "user_logins", "group_ids"]
+#: The body keys, in the order a bulk job reads its inputs.
+FIELDS: tuple[Field, ...] = ("user_ids", "user_logins", "group_ids")
+#: One input value and the key it goes under.
+Item: TypeAlias = tuple[Field, str]
+#: Which endpoint: user ids and logins share the users endpoint.
+Kind: TypeAlias = Literal["users", "groups"]
+
+USERS_PATH = "/users/terminate_sessions"
+GROUPS_PATH = "/groups/terminate_sessions"
+#: Terminating twice is harmless (Box's documentation), so these requests may be hedged.
+SAFE_TO_SEND_TWICE = True
+
+
+@attrs.frozen
+class SessionTerminationMessage:
+    """Box's answer to a termination request: its jobs were created.
+
+    Box terminates sessions asynchronously and reports outcomes in the enterprise's admin
+    events; the answer carries no per-user result.
+    """
+
+    message: str
+
+
+def users_body(user_ids: Sequence[str], user_logins: Sequence[str]) -> dict[str, list[str]]:
+    """The users endpoint's body: both keys always, as Box's SDKs send it (an empty list where none)."""
+    return {"user_ids": list(user_ids), "user_logins": list(user_logins)}
+
+
+def groups_body(group_ids: Sequence[str]) -> dict[str, list[str]]:
+    """The groups endpoint's body."""
+    return {"group_ids": list(group_ids)}
+
+
+def request_of(kind: Kind, items: Sequence[Item]) -> tuple[str, dict[str, list[str]]]:
+    """The API path (after ``/2.0``) and JSON body of one batch of items."""
+    if kind == "groups":
+        return GROUPS_PATH, groups_body([v for _, v in items])
+    return USERS_PATH, users_body([v for f, v in items if f == "user_ids"], [v for f, v in items if f == "user_logins"])
+
+
+def _message(response: httpx.Response) -> SessionTerminationMessage:
+    message = json_object(response.content).get("message")
+    return SessionTerminationMessage(message if isinstance(message, str) else "")
+
+
+async def send(
+    transport: Transport,
+    path: str,
+    body: dict[str, list[str]],
+    *,
+    observer: CallObserver | None = None,
+    budget: RetryBudget | None = None,
+) -> SessionTerminationMessage:
+    """POST one termination request through ``transport``; return Box's message.
+
+    Raises:
+        BoxError: the request failed (see the errors module for the classes).
+    """
+    response = await transport.post_json(path, body, hedge=SAFE_TO_SEND_TWICE, observer=observer, budget=budget)
+    return _message(response)

@@ -1,0 +1,224 @@
+"""What a bulk job reports: each batch's result, the running tally, and the report of every input."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Mapping
+from typing import Any, Literal, TypeAlias
+
+import attrs
+
+from .._errors import BoxAPIError, BoxError
+from ._endpoints import FIELDS, Field
+
+__all__ = [
+    "BatchKind",
+    "BatchResult",
+    "Failure",
+    "Progress",
+    "Tally",
+    "TerminationReport",
+    "failure_kind",
+    "summary_text",
+]
+
+
+@attrs.frozen
+class Failure:
+    """One input value that was not terminated, and why.
+
+    Attributes:
+        field: ``"user_ids"``, ``"user_logins"`` or ``"group_ids"``.
+        value: The normalised value (a digit string for ids), or the raw input when it was invalid.
+        error: The exception: a `ValueError` for invalid input, else the `BoxError` of its request.
+    """
+
+    field: Field
+    value: object
+    error: BaseException
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: field, value, status, error type and message, and Box's details."""
+        value = self.value if isinstance(self.value, str) else repr(self.value)
+        data: dict[str, Any] = {
+            "field": self.field,
+            "value": value,
+            "status": "failed",
+            "error_type": type(self.error).__name__,
+            "error": str(self.error),
+        }
+        if isinstance(self.error, BoxAPIError):
+            data.update(http_status=self.error.status, code=self.error.code, request_id=self.error.request_id)
+        return data
+
+
+@attrs.frozen
+class Progress:
+    """Counts so far, passed to ``on_progress`` after each batch."""
+
+    terminated: int
+    failed: int
+    sent: int
+    read: int
+    duplicates: int
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+
+
+BatchKind: TypeAlias = Literal["users", "groups", "invalid", "unsent"]
+
+
+@attrs.frozen
+class BatchResult:
+    """The outcome of one batch, as `iter_terminate` yields it.
+
+    Attributes:
+        kind: ``"users"`` or ``"groups"`` for a batch sent to that endpoint; ``"invalid"`` for input
+            values rejected before sending; ``"unsent"`` for values not sent because the job stopped.
+        terminated: ``(field, value)`` pairs Box accepted.
+        failed: The values that failed, with their errors.
+        progress: The job's counts after this batch.
+        stopped_by: The fatal error that has stopped the job, once there is one.
+    """
+
+    kind: BatchKind
+    terminated: tuple[tuple[Field, str], ...]
+    failed: tuple[Failure, ...]
+    progress: Progress
+    stopped_by: BoxError | None = None
+
+
+@attrs.define
+class Tally:
+    """The counts of a job's outcomes, folded in batch by batch: what a summary is made of.
+
+    `TerminationReport` keeps one beside its lists; the command line, which streams results and
+    holds no ids, keeps only this.
+    """
+
+    terminated: collections.Counter[str] = attrs.field(factory=collections.Counter)
+    """Values Box accepted, per field."""
+    failure_kinds: collections.Counter[str] = attrs.field(factory=collections.Counter)
+    """Values that failed, per kind (see `failure_kind`)."""
+
+    @property
+    def failed(self) -> int:
+        """Values that failed."""
+        return sum(self.failure_kinds.values())
+
+    def add(self, result: BatchResult) -> None:
+        """Count one batch's outcome."""
+        for field, _ in result.terminated:
+            self.terminated[field] += 1
+        for failure in result.failed:
+            self.failure_kinds[failure_kind(failure.error)] += 1
+
+
+@attrs.define
+class TerminationReport:
+    """What happened to every input of a bulk job.
+
+    Attributes:
+        terminated: For each field, the normalised values Box accepted.
+        failed: Every value that was not terminated, with the reason.
+        duplicates: Input values dropped because they were given before.
+        requests: HTTP requests sent (retries and bisection included).
+        retries: Retries made by the transport.
+        rate_limited: Requests answered 429.
+        elapsed: Seconds the job took.
+        stopped_by: The fatal error (403, or 401 after a fresh token) that stopped the job, if any.
+        tally: The counts, per field and per kind of failure.
+    """
+
+    terminated: dict[str, list[str]] = attrs.field(factory=lambda: {f: [] for f in FIELDS})
+    failed: list[Failure] = attrs.field(factory=list)
+    duplicates: int = 0
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    elapsed: float = 0.0
+    stopped_by: BoxError | None = None
+    tally: Tally = attrs.field(factory=Tally)
+
+    @property
+    def ok(self) -> bool:
+        """True when every distinct valid input was terminated (invalid inputs are listed in `failed`)."""
+        return self.stopped_by is None and all(isinstance(f.error, ValueError) for f in self.failed)
+
+    @property
+    def terminated_count(self) -> int:
+        """Values Box accepted, over every field."""
+        return sum(len(values) for values in self.terminated.values())
+
+    def add(self, result: BatchResult) -> None:
+        """Fold one batch's outcome into the report."""
+        for field, value in result.terminated:
+            self.terminated[field].append(value)
+        self.failed.extend(result.failed)
+        self.tally.add(result)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A dict that `json.dumps` accepts; it holds no secret."""
+        return {
+            "ok": self.ok,
+            "terminated": {field: list(values) for field, values in self.terminated.items()},
+            "failed": [failure.to_dict() for failure in self.failed],
+            "duplicates": self.duplicates,
+            "requests": self.requests,
+            "retries": self.retries,
+            "rate_limited": self.rate_limited,
+            "elapsed_seconds": round(self.elapsed, 3),
+            "stopped_by": None if self.stopped_by is None else str(self.stopped_by),
+        }
+
+    def __str__(self) -> str:
+        return summary_text(
+            self.tally,
+            duplicates=self.duplicates,
+            requests=self.requests,
+            retries=self.retries,
+            rate_limited=self.rate_limited,
+            elapsed=self.elapsed,
+            stopped_by=self.stopped_by,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"TerminationReport(ok={self.ok}, terminated={self.terminated_count}, failed={len(self.failed)}, "
+            f"duplicates={self.duplicates}, requests={self.requests})"
+        )
+
+
+def failure_kind(error: BaseException) -> str:
+    """How a failure is counted in a summary: "invalid input", or the error's class name."""
+    return "invalid input" if isinstance(error, ValueError) else type(error).__name__
+
+
+def summary_text(
+    tally: Tally,
+    *,
+    duplicates: int,
+    requests: int,
+    retries: int,
+    rate_limited: int,
+    elapsed: float,
+    stopped_by: BaseException | None = None,
+) -> str:
+    """The one-paragraph summary of a job, shared by `TerminationReport` and the command line."""
+    terminated: Mapping[str, int] = tally.terminated
+    failure_kinds: Mapping[str, int] = tally.failure_kinds
+    done, failed = sum(terminated.values()), tally.failed
+    # Box's errors by name, then invalid input last.
+    order = sorted(failure_kinds, key=lambda kind: (kind == "invalid input", kind))
+    kinds = ", ".join(f"{failure_kinds[kind]:,} {kind}" for kind in order)
+    failed_text = f"{failed:,} failed ({kinds})" if failed else "none failed"
+    text = (
+        f"Terminated {done:,} of {done + failed:,} distinct inputs ({terminated.get('user_ids', 0):,} user ids, "
+        f"{terminated.get('user_logins', 0):,} logins, {terminated.get('group_ids', 0):,} groups); {failed_text}; "
+        f"{duplicates:,} duplicates dropped. {requests:,} requests, {retries:,} retries, "
+        f"{rate_limited:,} answered 429, in {elapsed:.1f} s."
+    )
+    if stopped_by is not None:
+        text += f" Stopped early: {stopped_by}."
+    return text

@@ -1,0 +1,265 @@
+"""`Transport`: one Box API call over the client's `httpx.AsyncClient`, from the cool-down to the typed answer.
+
+It knows requests and answers, nothing of batches or endpoints. One call (`Transport.post_json`):
+
+1. waits out the client's shared cool-down (set by any 429 of this client) and reserves a slot of
+   the rate limiter;
+2. gets a token (single-flight, see `box_sessions._auth`), sends, and on a 401 refreshes the token
+   once and resends;
+3. maps the answer or the network failure to a typed `BoxError`;
+4. lets the retry loop (`_retrying`) decide what comes next.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from .._auth import BoxAuth
+from .._clock import Clock
+from .._errors import BoxAPIError, BoxError, BoxTimeoutError, error_from_response, with_note
+from ._cooldown import Cooldown
+from ._hedge import Hedger
+from ._httpx_errors import map_httpx_errors
+from ._policy import RetryBudget, RetryPolicy, parse_retry_after
+from ._ratelimit import RateLimiter
+from ._retrying import Call, CallObserver, Final, run_attempts
+
+__all__ = ["Transport"]
+
+logger = logging.getLogger("box_sessions")
+
+# Notes added to a 401's message.
+_DEVELOPER_401_NOTE = (
+    "the developer token expired or was revoked; developer tokens last 60 minutes "
+    "and cannot be refreshed: make a new one"
+)
+_FRESH_401_NOTE = (
+    "Box refused a freshly issued token; check the app's scopes and that it is authorized in the enterprise"
+)
+
+
+def _cap_timeout(timeout: httpx.Timeout, remaining: float) -> httpx.Timeout:
+    def cap(value: float | None) -> float:
+        return remaining if value is None else min(value, remaining)
+
+    return httpx.Timeout(
+        connect=cap(timeout.connect),
+        read=cap(timeout.read),
+        write=cap(timeout.write),
+        pool=cap(timeout.pool),
+    )
+
+
+class Transport:
+    """Sends Box API calls with auth, retries, pacing, cool-down and deadline. Private to the package."""
+
+    def __init__(
+        self,
+        *,
+        auth: BoxAuth,
+        base_url: httpx.URL,
+        http_client: httpx.AsyncClient,
+        timeout: httpx.Timeout,
+        retry: RetryPolicy,
+        clock: Clock,
+        headers: Mapping[str, str],
+        limiter: RateLimiter | None = None,
+        as_user: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.auth = auth
+        self.base_url = base_url
+        self.retry = retry
+        self.clock = clock
+        self.limiter = limiter
+        self.as_user = as_user
+        self.cooldown = Cooldown(clock)
+        self.hedger = Hedger()
+        self.token_url = base_url.copy_with(path="/oauth2/token")
+        self._http = http_client
+        self._timeout = timeout
+        self._headers = dict(headers)
+        self._rng = rng or random.Random()
+
+    async def post_json(
+        self,
+        path: str,
+        body: Any,
+        *,
+        hedge: bool = False,
+        observer: CallObserver | None = None,
+        budget: RetryBudget | None = None,
+    ) -> httpx.Response:
+        """POST ``body`` as JSON to ``/2.0{path}`` with auth and retries; return the 2xx response.
+
+        Args:
+            path: The API path after ``/2.0``.
+            body: The JSON body.
+            hedge: The caller knows that sending this request twice is harmless: a stalled
+                attempt may be overtaken by a second copy (when the retry policy allows hedging).
+            observer: Counts requests, retries and 429s for the caller.
+            budget: A retry quota shared with other calls (a bulk job's); when it is spent the
+                call is not retried, and its error says so.
+
+        Raises:
+            BoxAPIError: Box answered an error status (a subclass for each status family).
+            BoxTimeoutError: every attempt timed out, or the deadline passed.
+            BoxConnectionError: every attempt failed to connect.
+        """
+        url = self.base_url.copy_with(path=self.base_url.path.rstrip("/") + "/2.0" + path)
+        return await self._call(url, json_body=body, form=None, hedge=hedge, observer=observer, budget=budget)
+
+    async def _post_token_form(self, url: httpx.URL, form: Mapping[str, str]) -> httpx.Response:
+        """POST a form to the token endpoint with the client's retries; the auth reads the answer."""
+        return await self._call(url, json_body=None, form=form)
+
+    async def _call(
+        self,
+        url: httpx.URL,
+        *,
+        json_body: Any,
+        form: Mapping[str, str] | None,
+        hedge: bool = False,
+        observer: CallObserver | None = None,
+        budget: RetryBudget | None = None,
+    ) -> httpx.Response:
+        total = self.retry.total_timeout
+        call = Call(
+            url=url,
+            json_body=json_body,
+            form=form,
+            observer=observer,
+            budget=budget,
+            deadline=None if total is None else self.clock.monotonic() + total,
+            hedge=hedge,
+        )
+        return await run_attempts(
+            self._attempt, call, policy=self.retry, clock=self.clock, rng=self._rng, cooldown=self.cooldown
+        )
+
+    # -- one attempt -----------------------------------------------------------------------
+
+    async def _attempt(self, call: Call) -> httpx.Response:
+        await self._await_cooldown(call)
+        await self._await_rate_limit(call)
+        await self._await_cooldown(call)  # a 429 may have started a cool-down while this one waited
+        response = await self._send_handling_auth(call)
+        if response.is_success:
+            return response
+        error = self._error(response, token_endpoint=not call.authenticated)
+        if call.observer is not None and error.status == 429:
+            call.observer.rate_limited += 1
+        raise error
+
+    async def _await_cooldown(self, call: Call) -> None:
+        remaining = call.remaining(self.clock)
+        try:
+            await self.cooldown.wait(max_wait=remaining)
+        except TimeoutError as exc:
+            raise Final(
+                BoxTimeoutError(
+                    f"the client is cooling down for {exc.args[0]:.1f} s after a 429, longer than the "
+                    f"{remaining or 0:.1f} s left before this call's deadline"
+                )
+            ) from None
+
+    async def _await_rate_limit(self, call: Call) -> None:
+        if self.limiter is None or not call.authenticated:
+            return
+        remaining = call.remaining(self.clock)
+        try:
+            call.reserved_at = await self.limiter.acquire(max_wait=remaining)
+        except TimeoutError as exc:
+            raise Final(
+                BoxTimeoutError(
+                    f"the client's rate limit would hold this request for {exc.args[0]:.1f} s, longer than "
+                    f"the {remaining or 0:.1f} s left before this call's deadline"
+                )
+            ) from None
+
+    async def _send_handling_auth(self, call: Call) -> httpx.Response:
+        """Send with the bearer token; after a 401, refresh the token once and send again."""
+        while True:
+            headers = dict(self._headers)
+            token, fetched = "", False
+            if call.authenticated:
+                token, fetched = await self._token()
+                headers["Authorization"] = f"Bearer {token}"
+                if self.as_user is not None:
+                    headers["As-User"] = self.as_user
+            response = await self._send(call, headers)
+            if response.status_code != 401 or not call.authenticated:
+                return response
+            if not self.auth.can_refresh:
+                raise self._error(response, token_endpoint=False, note=_DEVELOPER_401_NOTE)
+            if fetched or call.refreshed_after_401:
+                # A token that was just issued is refused: refreshing again would loop.
+                raise self._error(response, token_endpoint=False, note=_FRESH_401_NOTE)
+            call.refreshed_after_401 = True
+            self.auth.invalidate(token, self.token_url)
+            logger.info("POST %s answered 401; refreshing the token once", call.url.path)
+
+    async def _token(self) -> tuple[str, bool]:
+        try:
+            return await self.auth.get_token(self._post_token_form, self.token_url, self.clock)
+        except BoxError as error:
+            # The token request was retried on its own; retrying the API call would multiply that.
+            raise Final(error) from error
+
+    async def _send(self, call: Call, headers: dict[str, str]) -> httpx.Response:
+        timeout = self._timeout
+        remaining = call.remaining(self.clock)
+        if remaining is not None:
+            if remaining <= 0:
+                raise Final(BoxTimeoutError("the call's deadline passed before the request could be sent"))
+            timeout = _cap_timeout(timeout, remaining)
+        delay = self.hedger.delay if call.hedge and call.authenticated and self.retry.hedge else None
+        with map_httpx_errors(f"POST {call.url.path}"):
+            if delay is None:
+                response = await self._post(call, headers, timeout)
+            else:
+                response = await self.hedger.race(
+                    lambda: self._post(call, headers, timeout),
+                    lambda: self._second_copy(call, headers, timeout),
+                    delay,
+                    on_hedge=lambda: logger.info(
+                        "POST %s has not answered in %.2f s; sending a second copy (the caller says that is harmless)",
+                        call.url.path,
+                        delay,
+                    ),
+                )
+        if self.limiter is not None and call.authenticated:
+            if response.status_code == 429:
+                self.limiter.on_rate_limited(call.reserved_at)
+            elif response.status_code < 500:
+                self.limiter.on_accepted()
+        return response
+
+    async def _post(self, call: Call, headers: dict[str, str], timeout: httpx.Timeout) -> httpx.Response:
+        """One request on the wire; raises httpx's exceptions."""
+        if call.observer is not None:
+            call.observer.requests += 1
+        started = self.clock.monotonic()
+        # Never follow a redirect: a caller's client may be set to, and a bearer token or a
+        # termination must not be sent anywhere Box did not name in the first place.
+        response = await self._http.post(
+            call.url, json=call.json_body, data=call.form, headers=headers, timeout=timeout, follow_redirects=False
+        )
+        if call.authenticated and response.is_success:
+            self.hedger.record(self.clock.monotonic() - started)
+        return response
+
+    async def _second_copy(self, call: Call, headers: dict[str, str], timeout: httpx.Timeout) -> httpx.Response:
+        if self.limiter is not None:
+            await self.limiter.acquire()  # a second copy is a request like any other
+        return await self._post(call, headers, timeout)
+
+    def _error(self, response: httpx.Response, *, token_endpoint: bool, note: str | None = None) -> BoxAPIError:
+        retry_after = parse_retry_after(response.headers.get("retry-after"), now=self.clock.time())
+        error = error_from_response(response, retry_after=retry_after, token_endpoint=token_endpoint)
+        return with_note(error, note) if note else error
