@@ -168,10 +168,15 @@ class BoxClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the client and, if this client created it, its connection pool."""
+        """Close the client and, if this client created it, its connection pool.
+
+        Calls still running stop: a call that has not been sent raises `ClientClosedError`, and a
+        bulk job under way stops sending and returns its report with ``stopped_by`` set to it.
+        """
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
+        self._transport.close()
         if self._owns_http:
             await self._http.aclose()
 

@@ -11,31 +11,39 @@
     │   ├── RateLimitError          429
     │   └── ServerError             5xx
     ├── BoxTimeoutError             the network timed out, after retries, or the deadline passed
-    └── BoxConnectionError          the connection failed, after retries
+    ├── BoxConnectionError          the connection failed, after retries
+    └── ClientClosedError           the client was closed before the call could end
 
 `asyncio.CancelledError` is never caught, wrapped or retried by this package.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import json
+import urllib.parse
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
 
 import httpx
 
 from ._json import json_object
 
 __all__ = [
+    "REDACTED",
     "AuthenticationError",
     "BadRequestError",
     "BoxAPIError",
     "BoxConnectionError",
     "BoxError",
     "BoxTimeoutError",
+    "ClientClosedError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
     "ServerError",
+    "error_from_response",
+    "scrub_secrets",
+    "with_note",
 ]
 
 # How much of a body that is not Box's JSON (a proxy's HTML page) to quote in a message.
@@ -52,6 +60,10 @@ class BoxTimeoutError(BoxError):
 
 class BoxConnectionError(BoxError):
     """A connection to Box could not be made or was dropped, after every retry."""
+
+
+class ClientClosedError(BoxError):
+    """The client was closed (`BoxClient.aclose`) while a call waited or ran: it was not sent, or its answer is lost."""
 
 
 class BoxAPIError(BoxError):
@@ -203,3 +215,61 @@ def error_from_response(
         retry_after=retry_after,
         headers=response.headers,
     )
+
+
+#: What stands in the place of a secret in every text kept from an answer.
+REDACTED = "***"
+# Shorter values are not secrets worth scrubbing (and would scrub innocent text).
+_MIN_SECRET_CHARS = 6
+
+_T = TypeVar("_T")
+
+
+def _spellings(secret: str) -> set[str]:
+    """The ways a server may echo ``secret``: as sent in a form, as JSON, as it is."""
+    return {
+        secret,
+        urllib.parse.quote_plus(secret),
+        urllib.parse.quote(secret, safe=""),
+        json.dumps(secret)[1:-1],
+    }
+
+
+def _scrub_text(text: str, spellings: list[str]) -> str:
+    for spelling in spellings:
+        text = text.replace(spelling, REDACTED)
+    return text
+
+
+def _scrub_value(value: _T, spellings: list[str]) -> _T:
+    if isinstance(value, str):
+        return _scrub_text(value, spellings)  # type: ignore[return-value]
+    if isinstance(value, dict):
+        return {_scrub_value(k, spellings): _scrub_value(v, spellings) for k, v in value.items()}  # type: ignore[return-value]
+    if isinstance(value, list):
+        return [_scrub_value(v, spellings) for v in value]  # type: ignore[return-value]
+    return value
+
+
+def scrub_secrets(error: BoxAPIError, secrets: Iterable[str | None]) -> BoxAPIError:
+    """Replace every secret the request carried by ``***`` in all the error keeps from the answer.
+
+    A token endpoint or a proxy may echo the request (``"error_description": "bad request:
+    grant_type=...&client_secret=..."``): the message, code, ids, context info and headers are
+    scrubbed of each secret, in each spelling a server may use (as is, form-encoded, JSON-escaped).
+    """
+    spellings = sorted(
+        {s for secret in secrets if secret and len(secret) >= _MIN_SECRET_CHARS for s in _spellings(secret)},
+        key=len,
+        reverse=True,  # longest first, so an encoded spelling is not half-replaced by a shorter one
+    )
+    if not spellings:
+        return error
+    error.message = _scrub_text(error.message, spellings)
+    error.args = (error.message,)
+    error.code = None if error.code is None else _scrub_text(error.code, spellings)
+    error.request_id = None if error.request_id is None else _scrub_text(error.request_id, spellings)
+    error.help_url = None if error.help_url is None else _scrub_text(error.help_url, spellings)
+    error.context_info = _scrub_value(error.context_info, spellings)
+    error.headers = {k: _scrub_text(v, spellings) for k, v in error.headers.items()}
+    return error

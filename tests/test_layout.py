@@ -18,6 +18,7 @@ LAYERS: dict[str, int] = {
     "_clock": 0,
     "_validation": 0,
     "_json": 0,
+    "_tasks": 0,
     "_auth": 1,
     "_transport": 2,
     "_termination": 3,

@@ -12,6 +12,7 @@ It knows requests and answers, nothing of batches or endpoints. One call (`Trans
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Mapping
@@ -21,7 +22,18 @@ import httpx
 
 from .._auth import BoxAuth
 from .._clock import Clock
-from .._errors import BoxAPIError, BoxError, BoxTimeoutError, error_from_response, with_note
+from .._errors import (
+    BoxAPIError,
+    BoxError,
+    BoxTimeoutError,
+    ClientClosedError,
+    RateLimitError,
+    error_from_response,
+    scrub_secrets,
+    with_note,
+)
+from .._tasks import time_limit
+from ._body import read_limited
 from ._cooldown import Cooldown
 from ._hedge import Hedger
 from ._httpx_errors import map_httpx_errors
@@ -41,6 +53,17 @@ _DEVELOPER_401_NOTE = (
 _FRESH_401_NOTE = (
     "Box refused a freshly issued token; check the app's scopes and that it is authorized in the enterprise"
 )
+
+
+# Fields of a token request that are not secret; every other value is scrubbed from what the
+# answer's error keeps (client secret, refresh token, assertion).
+_PUBLIC_FORM_FIELDS = frozenset({"grant_type", "client_id", "box_subject_type", "box_subject_id"})
+
+
+def _attempt_limit(timeout: httpx.Timeout) -> float | None:
+    """Wall-clock seconds one attempt may take, connect to last byte: the largest of httpx's timeouts."""
+    values = [v for v in (timeout.connect, timeout.read, timeout.write, timeout.pool) if v is not None]
+    return max(values) if values else None
 
 
 def _cap_timeout(timeout: httpx.Timeout, remaining: float) -> httpx.Timeout:
@@ -80,7 +103,10 @@ class Transport:
         self.as_user = as_user
         self.cooldown = Cooldown(clock)
         self.hedger = Hedger()
-        self.token_url = base_url.copy_with(path="/oauth2/token")
+        # A gateway in front of Box (``https://gw.example.com/box``) serves the token endpoint too.
+        self.token_url = base_url.copy_with(path=base_url.path.rstrip("/") + "/oauth2/token")
+        self.closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._http = http_client
         self._timeout = timeout
         self._headers = dict(headers)
@@ -111,8 +137,28 @@ class Transport:
             BoxTimeoutError: every attempt timed out, or the deadline passed.
             BoxConnectionError: every attempt failed to connect.
         """
+        self.check_loop()
         url = self.base_url.copy_with(path=self.base_url.path.rstrip("/") + "/2.0" + path)
         return await self._call(url, json_body=body, form=None, hedge=hedge, observer=observer, budget=budget)
+
+    def check_loop(self) -> None:
+        """Refuse to run in an event loop other than the first one this client ran in.
+
+        httpx's connections belong to the loop that opened them; in another loop they fail at
+        random. Raises `RuntimeError` every time, so the mistake cannot pass by chance.
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise RuntimeError(
+                "this BoxClient was first used in another event loop and cannot be used in this one "
+                "(its connections belong to that loop); create one client per event loop"
+            )
+
+    def close(self) -> None:
+        """Stop sending: every later attempt, and every wait that ends, raises `ClientClosedError`."""
+        self.closed = True
 
     async def _post_token_form(self, url: httpx.URL, form: Mapping[str, str]) -> httpx.Response:
         """POST a form to the token endpoint with the client's retries; the auth reads the answer."""
@@ -138,35 +184,62 @@ class Transport:
             deadline=None if total is None else self.clock.monotonic() + total,
             hedge=hedge,
         )
-        return await run_attempts(
-            self._attempt, call, policy=self.retry, clock=self.clock, rng=self._rng, cooldown=self.cooldown
-        )
+        # The deadline holds in wall-clock time too, whatever the server does: a server that drips
+        # one byte at a time defeats httpx's per-read timeouts, not this one.
+        try:
+            async with time_limit(total):
+                return await run_attempts(
+                    self._attempt, call, policy=self.retry, clock=self.clock, rng=self._rng, cooldown=self.cooldown
+                )
+        except TimeoutError:
+            raise BoxTimeoutError(f"POST {url.path}: the call's deadline of {total:g} s passed") from None
 
     # -- one attempt -----------------------------------------------------------------------
 
     async def _attempt(self, call: Call) -> httpx.Response:
+        self._check_open()
         await self._await_cooldown(call)
         await self._await_rate_limit(call)
         await self._await_cooldown(call)  # a 429 may have started a cool-down while this one waited
-        response = await self._send_handling_auth(call)
+        self._check_open()
+        response, token = await self._send_handling_auth(call)
         if response.is_success:
             return response
-        error = self._error(response, token_endpoint=not call.authenticated)
-        if call.observer is not None and error.status == 429:
-            call.observer.rate_limited += 1
+        error = self._error(response, call, token)
+        if error.status == 429:
+            if call.observer is not None:
+                call.observer.rate_limited += 1
+            if error.retry_after is not None:
+                # Box asked for quiet: the whole client holds off, however long, whether or not
+                # this call waits for it (a wait past max_retry_after fails the calls at once).
+                self.cooldown.hold(error.retry_after)
         raise error
 
+    def _check_open(self) -> None:
+        if self.closed:
+            raise Final(ClientClosedError("the client was closed; this request was not sent"))
+
     async def _await_cooldown(self, call: Call) -> None:
+        wait = self.cooldown.remaining
+        if wait <= 0:
+            return
         remaining = call.remaining(self.clock)
-        try:
-            await self.cooldown.wait(max_wait=remaining)
-        except TimeoutError as exc:
+        limit = self.retry.max_retry_after if remaining is None else min(self.retry.max_retry_after, remaining)
+        if wait > limit:
+            reason = (
+                f"longer than max_retry_after ({self.retry.max_retry_after:g} s)"
+                if limit == self.retry.max_retry_after
+                else f"longer than the {limit:.1f} s left before this call's deadline"
+            )
             raise Final(
-                BoxTimeoutError(
-                    f"the client is cooling down for {exc.args[0]:.1f} s after a 429, longer than the "
-                    f"{remaining or 0:.1f} s left before this call's deadline"
+                RateLimitError(
+                    f"Box asked the client to hold off for {wait:.1f} s more after a 429, {reason}; not sent",
+                    status=429,
+                    code="rate_limit_exceeded",
+                    retry_after=wait,
                 )
-            ) from None
+            )
+        await self.cooldown.wait()
 
     async def _await_rate_limit(self, call: Call) -> None:
         if self.limiter is None or not call.authenticated:
@@ -182,8 +255,11 @@ class Transport:
                 )
             ) from None
 
-    async def _send_handling_auth(self, call: Call) -> httpx.Response:
-        """Send with the bearer token; after a 401, refresh the token once and send again."""
+    async def _send_handling_auth(self, call: Call) -> tuple[httpx.Response, str]:
+        """Send with the bearer token; after a 401, refresh the token once and send again.
+
+        Returns the answer and the token it was sent with ("" for the token request).
+        """
         while True:
             headers = dict(self._headers)
             token, fetched = "", False
@@ -194,12 +270,12 @@ class Transport:
                     headers["As-User"] = self.as_user
             response = await self._send(call, headers)
             if response.status_code != 401 or not call.authenticated:
-                return response
+                return response, token
             if not self.auth.can_refresh:
-                raise self._error(response, token_endpoint=False, note=_DEVELOPER_401_NOTE)
+                raise self._error(response, call, token, note=_DEVELOPER_401_NOTE)
             if fetched or call.refreshed_after_401:
                 # A token that was just issued is refused: refreshing again would loop.
-                raise self._error(response, token_endpoint=False, note=_FRESH_401_NOTE)
+                raise self._error(response, call, token, note=_FRESH_401_NOTE)
             call.refreshed_after_401 = True
             self.auth.invalidate(token, self.token_url)
             logger.info("POST %s answered 401; refreshing the token once", call.url.path)
@@ -241,15 +317,30 @@ class Transport:
         return response
 
     async def _post(self, call: Call, headers: dict[str, str], timeout: httpx.Timeout) -> httpx.Response:
-        """One request on the wire; raises httpx's exceptions."""
+        """One request on the wire, bounded as a whole by the attempt's time; raises httpx's exceptions."""
+        self._check_open()
         if call.observer is not None:
             call.observer.requests += 1
         started = self.clock.monotonic()
-        # Never follow a redirect: a caller's client may be set to, and a bearer token or a
-        # termination must not be sent anywhere Box did not name in the first place.
-        response = await self._http.post(
-            call.url, json=call.json_body, data=call.form, headers=headers, timeout=timeout, follow_redirects=False
+        request = self._http.build_request(
+            "POST", call.url, json=call.json_body, data=call.form, headers=headers, timeout=timeout
         )
+        remaining = call.remaining(self.clock)
+        limit = _attempt_limit(self._timeout)
+        if remaining is not None:
+            limit = remaining if limit is None else min(limit, remaining)
+        try:
+            async with time_limit(limit):
+                # Never follow a redirect: a caller's client may be set to, and a bearer token or a
+                # termination must not be sent anywhere Box did not name in the first place.
+                response = await self._http.send(request, stream=True, follow_redirects=False)
+                response = await read_limited(response)
+        except TimeoutError:
+            raise BoxTimeoutError(f"POST {call.url.path}: no complete answer within {limit:g} s") from None
+        except httpx.HTTPError as exc:
+            if self.closed:
+                raise Final(ClientClosedError("the client was closed while this request was in flight")) from exc
+            raise
         if call.authenticated and response.is_success:
             self.hedger.record(self.clock.monotonic() - started)
         return response
@@ -259,7 +350,10 @@ class Transport:
             await self.limiter.acquire()  # a second copy is a request like any other
         return await self._post(call, headers, timeout)
 
-    def _error(self, response: httpx.Response, *, token_endpoint: bool, note: str | None = None) -> BoxAPIError:
+    def _error(self, response: httpx.Response, call: Call, token: str, note: str | None = None) -> BoxAPIError:
+        """The typed error of an error answer, scrubbed of every secret this request carried."""
         retry_after = parse_retry_after(response.headers.get("retry-after"), now=self.clock.time())
-        error = error_from_response(response, retry_after=retry_after, token_endpoint=token_endpoint)
+        error = error_from_response(response, retry_after=retry_after, token_endpoint=not call.authenticated)
+        form = call.form or {}
+        scrub_secrets(error, [token, *(value for key, value in form.items() if key not in _PUBLIC_FORM_FIELDS)])
         return with_note(error, note) if note else error
