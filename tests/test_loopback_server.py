@@ -117,3 +117,14 @@ async def test_head_is_answered_without_a_body() -> None:
         status, body = await exchange(base_url, raw_request(method=b"HEAD"))
     assert status == b"HTTP/1.1 405 Method Not Allowed"
     assert body == b""
+
+
+async def test_status_without_a_standard_reason_phrase_is_sent_bare() -> None:
+    """A handler's status that HTTP names no reason for is sent with an empty reason phrase."""
+
+    async def handler(request: Request) -> Reply:
+        return Reply(599)
+
+    async with LoopbackServer(handler) as server:
+        status, _ = await exchange(server.url, raw_request())
+    assert status == b"HTTP/1.1 599 "

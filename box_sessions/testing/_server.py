@@ -163,9 +163,8 @@ class LoopbackServer:
         await writer.drain()
 
     async def _refuse(self, conn: h11.Connection, writer: asyncio.StreamWriter, status: int) -> None:
-        """Answer a request that is not valid HTTP/1.1, when h11 still lets us answer at all."""
-        if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
-            return
+        """Answer a request that is not valid HTTP/1.1; the caller then closes the connection."""
+        # A request is only read while our side is IDLE or SEND_RESPONSE, where h11 lets us answer.
         body = f"{status} {_reason(status).decode()}: not a valid HTTP/1.1 request\n".encode()
         reply = Reply(status, body, {"content-type": "text/plain; charset=utf-8", "connection": "close"})
         await self._send(conn, writer, reply, head_only=False)
