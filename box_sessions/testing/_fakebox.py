@@ -1,9 +1,9 @@
 """`FakeBox`: an in-memory fake of Box's session-termination and token endpoints.
 
-Faithful to what Box documents (see docs/box-api.md): 202 with Box's message, Box's error
-bodies, a lower-case ``retry-after`` on 429, 401 for a missing, unknown or expired token, and the
-OAuth error shape on the token endpoint. Use it in-process as an httpx transport
-(`FakeBox.transport`, `FakeBox.client`) or as a real HTTP/1.1 server on 127.0.0.1
+Faithful to what Box documents (see docs/box-api.md): 202 with Box's message, Box's error bodies and 400 messages, a
+lower-case ``retry-after`` on 429, 401 for a missing, unknown or expired token, 405 for a method a
+path does not have, and the OAuth error shape on the token endpoint. Use it in-process as an httpx
+transport (`FakeBox.transport`, `FakeBox.client`) or as a real HTTP/1.1 server on 127.0.0.1
 (``async with fake.serve() as base_url``).
 """
 
@@ -18,7 +18,7 @@ import math
 import random
 import secrets
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from typing import Any, ClassVar, NamedTuple
 from urllib.parse import parse_qs
 
 import attrs
@@ -29,7 +29,7 @@ from .._client import BoxClient
 from .._clock import Clock, SystemClock
 from ._server import DropConnection, LoopbackServer, Reply, Request
 
-__all__ = ["FakeBox", "RecordedRequest"]
+__all__ = ["ControlEndpoint", "FakeBox", "RecordedRequest"]
 
 ACCEPTED_MESSAGE = "Request is successful, please check the admin events for the status of the job"
 HELP_URL = "https://developer.box.com/guides/api-calls/permissions-and-errors/common-errors/"
@@ -38,6 +38,16 @@ GROUPS_PATH = "/2.0/groups/terminate_sessions"
 OAUTH2_PATH = "/oauth2/token"
 STATS_PATH = "/_fakebox/stats"
 FIELDS = ("user_ids", "user_logins", "group_ids")
+#: The body keys each termination endpoint requires (Box's OpenAPI description marks both user keys required).
+REQUIRED_FIELDS = {USERS_PATH: ("user_ids", "user_logins"), GROUPS_PATH: ("group_ids",)}
+#: The one method each path has; any other is answered 405.
+METHODS = {USERS_PATH: "POST", GROUPS_PATH: "POST", OAUTH2_PATH: "POST", STATS_PATH: "GET"}
+SERVER_ERRORS = {
+    500: ("internal_server_error", "Internal Server Error"),
+    502: ("bad_gateway", "Bad Gateway"),
+    503: ("unavailable", "Service Unavailable"),
+}
+NOT_JSON = "Supported payload format is JSON"
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
@@ -48,6 +58,19 @@ def _share(_inst: object, attribute: attrs.Attribute[float], value: float) -> No
 
 def _optional_set(values: Iterable[object] | None) -> frozenset[str] | None:
     return None if values is None else frozenset(str(v) for v in values)
+
+
+class ControlEndpoint(NamedTuple):
+    """An endpoint of the fake itself, beside Box's: for measuring a fake that runs standalone."""
+
+    method: str
+    path: str
+    description: str
+
+
+CONTROL_ENDPOINTS = (
+    ControlEndpoint("GET", STATS_PATH, "counts as JSON: answers by status, faults, token requests, ids terminated"),
+)
 
 
 @attrs.frozen
@@ -81,7 +104,8 @@ class FakeBox:
         drop_rate: Share of API requests whose connection is dropped without an answer.
         max_batch: The most ids one request may carry; more is answered 400 "too many ids".
         forbidden: Answer every API call 403, as for a user without the rights.
-        token_lifetime: Seconds a CCG token lives (``expires_in``).
+        token_lifetime: Seconds a token lives; ``expires_in`` carries it in whole seconds, rounded
+            down, as Box sends an integer.
         client_id, client_secret: The CCG credentials it accepts.
         developer_token: The developer token it accepts (never expires).
         seed: Seed of the random draws, for repeatable runs: the n-th API request past the rate
@@ -96,9 +120,25 @@ class FakeBox:
             what was terminated (for runs of millions of ids).
         clock: Time source for latency, rate limit and token expiry.
 
-    Besides Box's endpoints it answers ``GET /_fakebox/stats`` with its counts as JSON, so a
-    process that runs it standalone can be measured from outside.
+    Besides Box's endpoints it has control endpoints of its own, listed in `control_endpoints`, so
+    a process that runs it standalone can be measured from outside:
+
+    - ``GET /_fakebox/stats``: its counts as JSON (answers by status, faults, token requests,
+      ids terminated), as `stats` returns them.
+
+    What it refuses, as Box does: a termination body that is not ``Content-Type:
+    application/json`` or not a JSON object (400 "Supported payload format is JSON"); a body
+    without a key the endpoint requires (``user_ids`` and ``user_logins``, or ``group_ids``: 400
+    "Bad Request" naming the key in ``context_info``, the shape Box gives a missing parameter); a list
+    that is not an array of strings, or an id that is not ASCII digits (400 "User id format is
+    string", "group id format is string"); nothing to terminate, or an empty login (400 "Users can
+    not be NULL or EMPTY", "Groups can not be NULL or EMPTY"); a method the path does not have (405
+    ``method_not_allowed`` with ``allow``); any other path (404). Token answers carry ``expires_in``
+    as an integer, ``token_lifetime`` rounded down.
     """
+
+    #: The fake's own endpoints beside Box's (method, path, description), for banners and docs.
+    control_endpoints: ClassVar[tuple[ControlEndpoint, ...]] = CONTROL_ENDPOINTS
 
     users: frozenset[str] | None = attrs.field(default=None, converter=_optional_set)
     logins: frozenset[str] | None = attrs.field(default=None, converter=_optional_set)
@@ -184,10 +224,14 @@ class FakeBox:
     async def handle(self, request: Request) -> Reply:  # noqa: PLR0911 - one return per kind of answer
         """Answer one request (the loopback server's handler)."""
         path = request.path.split("?", 1)[0]
-        if request.method == "GET" and path == STATS_PATH:
-            return Reply(200, json.dumps(self.stats()).encode(), {"content-type": "application/json"})
-        if request.method != "POST" or path not in (USERS_PATH, GROUPS_PATH, OAUTH2_PATH):
+        method = METHODS.get(path)
+        if method is None:
             return self._record(request, None, _error(404, "not_found", "Not Found"), None)
+        if request.method != method:
+            reply = _error(405, "method_not_allowed", "Method Not Allowed", {"allow": method})
+            return self._record(request, None, reply, None)
+        if path == STATS_PATH:
+            return Reply(200, json.dumps(self.stats()).encode(), {"content-type": "application/json"})
         if path == OAUTH2_PATH:
             return self._record(request, None, self._token_endpoint(request), None)
         token = _bearer(request)
@@ -211,10 +255,7 @@ class FakeBox:
             await self.clock.sleep(self.stall_seconds)
         elif draw < self.drop_rate + self.stall_rate + self.error_rate:
             self.faults["error"] += 1
-            codes = {500: "internal_server_error", 502: "bad_gateway", 503: "unavailable"}
-            return self._record(
-                request, None, _error(error_status, codes[error_status], "Internal Server Error"), token
-            )
+            return self._record(request, None, _error(error_status, *SERVER_ERRORS[error_status]), token)
         return self._terminate(request, path, token)
 
     def _record(self, request: Request, body: Any, reply: Reply, token: str | None) -> Reply:
@@ -260,7 +301,8 @@ class FakeBox:
                 return refused
         token = f"fake-access-{secrets.token_hex(8)}"
         self._tokens[token] = self.clock.monotonic() + self.token_lifetime
-        body: dict[str, Any] = {"access_token": token, "expires_in": self.token_lifetime, "token_type": "bearer"}
+        expires_in = math.floor(self.token_lifetime)  # Box's expires_in is an integer
+        body: dict[str, Any] = {"access_token": token, "expires_in": expires_in, "token_type": "bearer"}
         body["restricted_to"] = []
         if refresh is not None:
             body["refresh_token"] = refresh
@@ -341,30 +383,34 @@ class FakeBox:
             await self.clock.sleep(delay)
 
     def _terminate(self, request: Request, path: str, token: str | None) -> Reply:
-        try:
-            body = json.loads(request.body)
-        except ValueError:
-            return self._record(request, None, _error(400, "bad_request", "Supported payload format is JSON"), token)
-        if not isinstance(body, dict):
-            return self._record(request, None, _error(400, "bad_request", "Supported payload format is JSON"), token)
-        fields = ("group_ids",) if path == GROUPS_PATH else ("user_ids", "user_logins")
-        values = {f: body.get(f) or [] for f in fields}
-        reply = self._validate(path, values)
+        body = _json_object(request)
+        if body is None:
+            return self._record(request, None, _error(400, "bad_request", NOT_JSON), token)
+        fields = REQUIRED_FIELDS[path]
+        reply = self._validate(path, body)
         if reply is None:
             for field in fields:
-                self.terminated[field].extend(values[field])
+                self.terminated[field].extend(body[field])
             reply = Reply(202, json.dumps({"message": ACCEPTED_MESSAGE}).encode(), {"content-type": "application/json"})
         return self._record(request, body, reply, token)
 
-    def _validate(self, path: str, values: dict[str, Any]) -> Reply | None:
+    def _validate(self, path: str, body: dict[str, Any]) -> Reply | None:  # noqa: PLR0911 - one return per refusal
+        fields = REQUIRED_FIELDS[path]
         noun = "Groups" if path == GROUPS_PATH else "Users"
-        if not any(values.values()):
-            return _error(400, "bad_request", f"{noun} can not be NULL or EMPTY")
-        for field, items in values.items():
+        id_format = "group id format is string" if path == GROUPS_PATH else "User id format is string"
+        # Malformed values first, then missing keys: a body with both is told about what it sent.
+        for field in fields:
+            items = body.get(field, [])
             if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
-                return _error(400, "bad_request", f"{'group' if field == 'group_ids' else 'User'} id format is string")
-            if field != "user_logins" and not all(v.isdigit() for v in items):
-                return _error(400, "bad_request", f"{'group' if field == 'group_ids' else 'User'} id format is string")
+                return _error(400, "bad_request", id_format)
+            if field != "user_logins" and not all(_is_id(v) for v in items):
+                return _error(400, "bad_request", id_format)
+        missing = [f for f in fields if f not in body]
+        if missing:
+            return _missing(missing)
+        values: dict[str, list[str]] = {f: body[f] for f in fields}
+        if not any(values.values()) or any(not v.strip() for v in values.get("user_logins", [])):
+            return _error(400, "bad_request", f"{noun} can not be NULL or EMPTY")
         count = sum(len(v) for v in values.values())
         if self.max_batch is not None and count > self.max_batch:
             return _error(400, "bad_request", f"Too many ids in one request: {count}, at most {self.max_batch}")
@@ -372,9 +418,31 @@ class FakeBox:
         for field, items in values.items():
             allowed = known[field]
             if allowed is not None and any(v not in allowed for v in items):
-                noun = "Group" if field == "group_ids" else "User"
-                return _error(404, "not_found", f"{noun} not found")
+                return _error(404, "not_found", f"{'Group' if field == 'group_ids' else 'User'} not found")
         return None
+
+
+def _json_object(request: Request) -> dict[str, Any] | None:
+    """The body as a JSON object, or ``None`` when it is not ``application/json`` or not an object."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        return None
+    try:
+        body = json.loads(request.body.decode("utf-8"))  # JSON on the wire is UTF-8
+    except ValueError:  # UnicodeDecodeError is a ValueError too
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _is_id(value: str) -> bool:
+    # str.isdigit() also takes "١٢٣" and "²"; Box's ids are ASCII digits.
+    return value.isascii() and value.isdigit()
+
+
+def _missing(fields: list[str]) -> Reply:
+    """Box's answer to a body without a required key: "Bad Request", the keys in ``context_info``."""
+    errors = [{"reason": "missing_parameter", "name": f, "message": f"'{f}' is required"} for f in fields]
+    return _error(400, "bad_request", "Bad Request", context_info={"errors": errors})
 
 
 def _bearer(request: Request) -> str | None:
@@ -383,7 +451,15 @@ def _bearer(request: Request) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Reply:
+def _error(
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    *,
+    context_info: dict[str, Any] | None = None,
+) -> Reply:
+    """An error answer in Box's ``ClientError`` shape."""
     body = {
         "type": "error",
         "status": status,
@@ -391,7 +467,7 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
         "help_url": HELP_URL,
         "message": message,
         "request_id": secrets.token_hex(6),
-        "context_info": {},
+        "context_info": context_info or {},
     }
     return Reply(status, json.dumps(body).encode(), {"content-type": "application/json", **(headers or {})})
 
