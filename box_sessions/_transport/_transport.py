@@ -246,7 +246,7 @@ class Transport:
             return
         remaining = call.remaining(self.clock)
         try:
-            call.reserved_at = await self.limiter.acquire(max_wait=remaining)
+            call.reservation = await self.limiter.acquire(max_wait=remaining)
         except TimeoutError as exc:
             raise Final(
                 BoxTimeoutError(
@@ -310,10 +310,7 @@ class Transport:
                     ),
                 )
         if self.limiter is not None and call.authenticated:
-            if response.status_code == 429:
-                self.limiter.on_rate_limited(call.reserved_at)
-            elif response.status_code < 500:
-                self.limiter.on_accepted()
+            await self.limiter.on_answer(call.reservation, response.status_code, response.headers.get("retry-after"))
         return response
 
     async def _post(self, call: Call, headers: dict[str, str], timeout: httpx.Timeout) -> httpx.Response:
