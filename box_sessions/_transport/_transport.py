@@ -35,6 +35,7 @@ from .._errors import (
 from .._tasks import time_limit
 from ._body import read_limited
 from ._cooldown import Cooldown
+from ._gate import Gate, pool_size
 from ._hedge import Hedger
 from ._httpx_errors import map_httpx_errors
 from ._policy import RetryBudget, RetryPolicy, parse_retry_after
@@ -108,6 +109,7 @@ class Transport:
         self.closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._http = http_client
+        self._gate = Gate(pool_size(http_client))  # requests wait for a connection here, in order
         self._timeout = timeout
         self._headers = dict(headers)
         self._rng = rng or random.Random()
@@ -327,7 +329,7 @@ class Transport:
         if remaining is not None:
             limit = remaining if limit is None else min(limit, remaining)
         try:
-            async with time_limit(limit):
+            async with self._gate.slot(timeout.pool), time_limit(limit):
                 # Never follow a redirect: a caller's client may be set to, and a bearer token or a
                 # termination must not be sent anywhere Box did not name in the first place.
                 response = await self._http.send(request, stream=True, follow_redirects=False)
