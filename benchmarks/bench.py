@@ -217,8 +217,8 @@ def throughput(
 
 def print_row(row: dict[str, Any]) -> None:
     print(  # noqa: T201 - a benchmark prints its figures
-        f"| {row['profile']} | {row['system']} | {row['wall_s']} | {row['requests']:,} | {row['429s']} "
-        f"({row['429_share']:.1%}) | {row['retries']} | {row['terminated']:,} | {row['lost']:,} | "
+        f"| {row['profile']} | {row['system']} | {row['wall_s']} | {row['requests']:,} | {row['429s']:,} "
+        f"({row['429_share']:.1%}) | {row['retries']:,} | {row['terminated']:,} | {row['lost']:,} | "
         f"{row['ideal_over_wall']:.2f} |",
         flush=True,
     )
