@@ -168,12 +168,20 @@ class BoxClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the client and, if this client created it, its connection pool."""
+        """Close the client and, if this client created it, its connection pool.
+
+        Token requests in flight are let end first (at most 30 s, see `BoxAuth.drain`).
+        """
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
-        if self._owns_http:
-            await self._http.aclose()
+        try:
+            # A token request whose caller went away still ends, and its result is kept (an OAuth
+            # 2.0 refresh saved), before the connections it uses close.
+            await self._transport.auth.drain()
+        finally:
+            if self._owns_http:
+                await self._http.aclose()
 
     def __repr__(self) -> str:
         url = str(self._transport.base_url)

@@ -188,7 +188,7 @@ class Transport:
             headers = dict(self._headers)
             token, fetched = "", False
             if call.authenticated:
-                token, fetched = await self._token()
+                token, fetched = await self._token(call)
                 headers["Authorization"] = f"Bearer {token}"
                 if self.as_user is not None:
                     headers["As-User"] = self.as_user
@@ -204,9 +204,9 @@ class Transport:
             self.auth.invalidate(token, self.token_url)
             logger.info("POST %s answered 401; refreshing the token once", call.url.path)
 
-    async def _token(self) -> tuple[str, bool]:
+    async def _token(self, call: Call) -> tuple[str, bool]:
         try:
-            return await self.auth.get_token(self._post_token_form, self.token_url, self.clock)
+            return await self.auth.get_token(self._post_token_form, self.token_url, self.clock, deadline=call.deadline)
         except BoxError as error:
             # The token request was retried on its own; retrying the API call would multiply that.
             raise Final(error) from error
