@@ -7,7 +7,7 @@ import httpx
 
 from .._clock import Clock
 from .._errors import AuthenticationError, BoxError
-from ._app import AppAuth, optional_non_empty_str
+from ._app import AppAuth, optional_bearer_token, strip_str
 from ._cache import TokenRequester
 from ._grant import TokenGrant
 from ._stores import InMemoryTokenStore, OAuth2Tokens, TokenStore
@@ -28,14 +28,20 @@ class OAuth2Auth(AppAuth):
         client_secret: The app's client secret. Never shown in a repr, a log or an error.
         access_token: A current access token, if you have one (used until Box refuses it).
         refresh_token: The refresh token. Needed unless ``token_store`` already holds tokens.
+            White space around either token (a newline from a file) is dropped; white space, a
+            control or a non-ASCII character inside is a ``ValueError`` that does not quote it.
         token_store: Where the tokens live between refreshes (default: `InMemoryTokenStore`).
             What the store holds wins over ``access_token``/``refresh_token``, which only seed
             an empty store: a store saved by an earlier run has the newer refresh token.
         token_url: Where tokens come from; by default ``{base_url}/oauth2/token`` of the client.
     """
 
-    _access_token: str | None = attrs.field(default=None, validator=optional_non_empty_str, alias="access_token")
-    _refresh_token: str | None = attrs.field(default=None, validator=optional_non_empty_str, alias="refresh_token")
+    _access_token: str | None = attrs.field(
+        default=None, converter=strip_str, validator=optional_bearer_token, alias="access_token"
+    )
+    _refresh_token: str | None = attrs.field(
+        default=None, converter=strip_str, validator=optional_bearer_token, alias="refresh_token"
+    )
     token_store: TokenStore = attrs.field(factory=InMemoryTokenStore)
     _stored_used: bool = attrs.field(default=False, init=False, repr=False)
     _unsaved: OAuth2Tokens | None = attrs.field(default=None, init=False, repr=False)
