@@ -7,6 +7,7 @@ from ._auth import (
     InMemoryTokenStore,
     JSONFileTokenStore,
     JWTAuth,
+    LockingTokenStore,
     OAuth2Auth,
     OAuth2Tokens,
     TokenStore,
@@ -25,6 +26,7 @@ from ._errors import (
     RateLimitError,
     ServerError,
 )
+from ._shared import Shared, SharedLock, SharedStateError, SharedToken, SharedTokens
 from ._termination import (
     BatchResult,
     Failure,
@@ -53,6 +55,7 @@ __all__ = [
     "InMemoryTokenStore",
     "JSONFileTokenStore",
     "JWTAuth",
+    "LockingTokenStore",
     "NotFoundError",
     "OAuth2Auth",
     "OAuth2Tokens",
@@ -64,6 +67,11 @@ __all__ = [
     "ServerError",
     "SessionTerminationManager",
     "SessionTerminationMessage",
+    "Shared",
+    "SharedLock",
+    "SharedStateError",
+    "SharedToken",
+    "SharedTokens",
     "SystemClock",
     "TerminationReport",
     "TokenStore",

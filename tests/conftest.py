@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +15,8 @@ import pytest
 
 import box_sessions
 from box_sessions.testing import FakeClock, LoopbackServer
+
+from .redis_server import RedisServer
 
 BASE = "https://api.box.com"
 USERS_URL = f"{BASE}/2.0/users/terminate_sessions"
@@ -121,3 +125,20 @@ async def wait_for_no_connections(server: LoopbackServer) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"{server.open_connections} connections still open")
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server on 127.0.0.1 (free port, no persistence), killed at teardown.
+
+    The test is skipped, with a reason saying so, when redis-server is not installed.
+    """
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed: the Redis tests are skipped")
+    server = RedisServer(binary, tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()

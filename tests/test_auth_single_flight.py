@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import attrs
+import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -20,6 +21,7 @@ from box_sessions import (
     AuthenticationError,
     BoxAuth,
     BoxClient,
+    BoxError,
     BoxTimeoutError,
     CCGAuth,
     InMemoryTokenStore,
@@ -31,6 +33,7 @@ from box_sessions import (
 from box_sessions.testing import FakeBox, FakeClock, LoopbackServer, Reply, Request
 
 TOKEN_PATH = "/oauth2/token"
+TOKEN_URL_FOR_UNIT = "https://api.box.com/oauth2/token"
 #: The type of the ``held`` fixture.
 Held = Callable[..., Awaitable[tuple["HeldTokenEndpoint", LoopbackServer]]]
 #: Generous bound for any wait on the loopback server: the tests end in milliseconds when they pass.
@@ -195,7 +198,7 @@ async def test_closing_the_client_lets_a_token_request_in_flight_end(held: Held)
 
 
 async def test_drain_cancels_a_token_request_that_does_not_end(held: Held, caplog: pytest.LogCaptureFixture) -> None:
-    """drain(timeout=) waits that long for a token request in flight, then cancels it and says so."""
+    """drain(timeout=) waits that long for a token request, then cancels it with a warning; its waiters get BoxError."""
     fake = FakeBox()
     endpoint, server = await held(fake, spend_first=False)
     auth = CCGAuth(client_id=fake.client_id, client_secret=fake.client_secret, enterprise_id="42")
@@ -203,12 +206,15 @@ async def test_drain_cancels_a_token_request_that_does_not_end(held: Held, caplo
         tasks_before = asyncio.all_tasks()
         leader = asyncio.create_task(terminate(client))
         await asyncio.wait_for(endpoint.arrived.wait(), BOUND)
+        waiter = asyncio.create_task(terminate(client))
         leader.cancel()
         with pytest.raises(asyncio.CancelledError):
             await leader
         before = asyncio.get_running_loop().time()
         await asyncio.wait_for(auth.drain(timeout=0.2), BOUND)
         assert 0.15 < asyncio.get_running_loop().time() - before < BOUND
+        with pytest.raises(BoxError, match="token request was cancelled"):  # not CancelledError: it was not
+            await asyncio.wait_for(waiter, BOUND)
         assert asyncio.all_tasks() - tasks_before - server.tasks == set()  # the token request was ended
     assert any(r.levelno == logging.WARNING and "cancelled" in r.getMessage() for r in caplog.records)
 
@@ -273,3 +279,27 @@ async def test_failing_token_endpoint_is_retried_once_for_all_waiting() -> None:
         )
     assert token_requests == 5
     assert all(isinstance(r, ServerError) and r.status == 503 for r in results)
+
+
+@pytest.mark.parametrize(("value", "error"), [(-1, ValueError), ("1", TypeError), (True, TypeError)])
+async def test_drain_timeout_is_checked(value: object, error: type[Exception]) -> None:
+    """drain(timeout=) must be a non-negative number of seconds."""
+    auth = CCGAuth(client_id="cid", client_secret="very-secret", enterprise_id="42")
+    with pytest.raises(error, match="timeout"):
+        await auth.drain(timeout=value)  # type: ignore[arg-type]
+
+
+async def test_a_deadline_already_passed_asks_for_no_token() -> None:
+    """get_token with a deadline already passed raises BoxTimeoutError without starting a token request."""
+    requests = 0
+
+    async def post(url: httpx.URL, form: Mapping[str, str]) -> httpx.Response:
+        nonlocal requests
+        requests += 1
+        raise AssertionError("no token request expected")
+
+    clock = FakeClock()
+    auth = CCGAuth(client_id="cid", client_secret="very-secret", enterprise_id="42")
+    with pytest.raises(BoxTimeoutError, match="deadline passed"):
+        await auth.get_token(post, httpx.URL(TOKEN_URL_FOR_UNIT), clock, deadline=clock.monotonic() - 1)
+    assert requests == 0

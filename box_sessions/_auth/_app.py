@@ -132,6 +132,12 @@ class SubjectAuth(AppAuth):
             return "enterprise", self.enterprise_id
         return "user", str(self.user_id)
 
+    def _share_key(self, token_url: httpx.URL) -> str | None:
+        # The Box identity the token is for: processes of the same app acting as the same subject
+        # share one token. The secret is not part of it: a key must never hold a secret.
+        kind, subject = self._subject
+        return f"{token_url} {self.client_id} {kind}:{subject}"
+
     def with_user_subject(self, user_id: str | int) -> SubjectAuth:
         """The same app acting as ``user_id``, with a token cache of its own."""
         return attrs.evolve(self, enterprise_id=None, user_id=user_id)

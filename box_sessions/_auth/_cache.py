@@ -11,6 +11,9 @@ started runs to its end: Box spends an OAuth 2.0 refresh token when it receives 
 cut short would lose the new pair. The callers still waiting get its result, success or failure;
 the next call after it ended may try again. `BoxAuth.drain` lets the requests in flight finish
 when a client closes.
+
+With a share (`BoxClient(shared=...)`), a CCG or JWT token request goes through it
+(`._sharing`): one token per expiry for all the processes of the app.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ import httpx
 
 from .._clock import Clock
 from .._errors import BoxError, BoxTimeoutError
+from .._shared import Shared, SharedTokens
 from ._grant import TokenGrant, grant_from_response
+from ._sharing import SharedFetch, had_from_grant
 
 __all__ = ["DEFAULT_DRAIN_TIMEOUT", "REFRESH_MARGIN", "BoxAuth", "TokenPoster", "TokenRequester"]
 
@@ -48,6 +53,8 @@ TokenRequester = Callable[[httpx.URL, Mapping[str, str]], Awaitable[TokenGrant]]
 
 #: ``(token, fresh)``: ``fresh`` when the token endpoint has just issued the token.
 _Token = tuple[str, bool]
+#: A share's tokens and the Box identity's key in it.
+_ShareAt = tuple[SharedTokens, str]
 
 
 def refresh_after(lifetime: float) -> float:
@@ -63,6 +70,8 @@ class _TokenCache:
     _token: str | None = attrs.field(default=None, repr=False)
     _refresh_at: float = 0.0
     _inflight: asyncio.Task[_Token] | None = attrs.field(default=None, repr=False)
+    _refused: str | None = attrs.field(default=None, repr=False)  # never taken back from a share
+    _sharing: SharedFetch = attrs.field(factory=SharedFetch)
 
     def _valid_token(self, now: float) -> str | None:
         return self._token if self._token is not None and now < self._refresh_at else None
@@ -78,7 +87,13 @@ class _TokenCache:
             return None
         return task
 
-    async def get(self, fetch: Callable[[], Awaitable[TokenGrant]], clock: Clock, deadline: float | None) -> _Token:
+    async def get(
+        self,
+        fetch: Callable[[], Awaitable[TokenGrant]],
+        clock: Clock,
+        deadline: float | None,
+        share: _ShareAt | None = None,
+    ) -> _Token:
         """Return ``(token, fresh)``; ``fresh`` when the token endpoint has just issued it."""
         token = self._valid_token(clock.monotonic())
         if token is not None:
@@ -88,19 +103,20 @@ class _TokenCache:
             raise BoxTimeoutError("the call's deadline passed before a token could be had")
         task = self.running_fetch()
         if task is None:
-            task = asyncio.get_running_loop().create_task(self._fill(fetch, clock))
+            task = asyncio.get_running_loop().create_task(self._fill(fetch, clock, share))
             task.add_done_callback(self._fetch_ended)
             self._inflight = task
         return await _wait_for_fetch(task, remaining)
 
-    async def _fill(self, fetch: Callable[[], Awaitable[TokenGrant]], clock: Clock) -> _Token:
-        grant = await fetch()
-        if grant.expires_in is None:
-            self._refresh_at = math.inf
+    async def _fill(self, fetch: Callable[[], Awaitable[TokenGrant]], clock: Clock, share: _ShareAt | None) -> _Token:
+        if share is None:
+            had = had_from_grant(await fetch(), refresh_after)
         else:
-            self._refresh_at = clock.monotonic() + refresh_after(grant.expires_in)
-        self._token = grant.access_token
-        return grant.access_token, grant.issued_now
+            tokens, key = share
+            had = await self._sharing.get(tokens, key, fetch, clock, refused=self._refused, refresh_after=refresh_after)
+        self._refresh_at = clock.monotonic() + had.refresh_in
+        self._token = had.access_token
+        return had.access_token, had.issued_now
 
     def _fetch_ended(self, task: asyncio.Task[_Token]) -> None:
         if self._inflight is task:
@@ -109,7 +125,8 @@ class _TokenCache:
             task.exception()  # every caller may have gone: the error is theirs, not the loop's to report
 
     def invalidate(self, token: str) -> None:
-        """Forget ``token`` if it is still the cached one (a newer one is kept)."""
+        """Forget ``token`` if it is still the cached one (a newer one is kept); never take it from a share again."""
+        self._refused = token
         if self._token == token:
             self._token = None
 
@@ -148,6 +165,10 @@ class BoxAuth:
     async def _fetch(self, request_token: TokenRequester, token_url: httpx.URL, clock: Clock) -> TokenGrant:
         raise NotImplementedError
 
+    def _share_key(self, token_url: httpx.URL) -> str | None:
+        """The Box identity whose token processes may share, or ``None`` when this method's tokens are its own."""
+        return None
+
     def _cache(self, token_url: httpx.URL) -> _TokenCache:
         # Keyed by token URL: one auth object used against two hosts never mixes their tokens.
         return self._caches.setdefault(str(token_url), _TokenCache())
@@ -159,6 +180,7 @@ class BoxAuth:
         clock: Clock,
         *,
         deadline: float | None = None,
+        shared: Shared | None = None,
     ) -> tuple[str, bool]:
         """A valid access token, fetched through ``post`` when none is cached.
 
@@ -168,6 +190,9 @@ class BoxAuth:
             clock: The client's clock, for expiry.
             deadline: The call's deadline on ``clock.monotonic()``: waiting for a token request in
                 flight ends there (the request goes on for the others). ``None``: no deadline.
+            shared: State shared with other processes: a CCG or JWT token is had through it, one
+                per expiry for all of them. Other methods keep their tokens to themselves (OAuth
+                2.0 shares through its ``token_store``).
 
         Returns:
             ``(token, fresh)``: ``fresh`` when the token endpoint has just issued it (a 401 on a
@@ -182,7 +207,9 @@ class BoxAuth:
             return grant_from_response(await post(url, form))
 
         url = self._token_url(default_token_url)
-        return await self._cache(url).get(lambda: self._fetch(request_token, url, clock), clock, deadline)
+        key = None if shared is None else self._share_key(url)
+        share = None if shared is None or key is None else (shared.tokens, key)
+        return await self._cache(url).get(lambda: self._fetch(request_token, url, clock), clock, deadline, share)
 
     def invalidate(self, token: str, default_token_url: httpx.URL) -> None:
         """Forget ``token`` (Box refused it) so that the next `get_token` fetches a new one."""

@@ -22,6 +22,7 @@ import httpx
 from .._auth import BoxAuth
 from .._clock import Clock
 from .._errors import BoxAPIError, BoxError, BoxTimeoutError, error_from_response, with_note
+from .._shared import Shared
 from ._cooldown import Cooldown
 from ._hedge import Hedger
 from ._httpx_errors import map_httpx_errors
@@ -71,6 +72,7 @@ class Transport:
         limiter: RateLimiter | None = None,
         as_user: str | None = None,
         rng: random.Random | None = None,
+        shared: Shared | None = None,
     ) -> None:
         self.auth = auth
         self.base_url = base_url
@@ -78,6 +80,7 @@ class Transport:
         self.clock = clock
         self.limiter = limiter
         self.as_user = as_user
+        self.shared = shared
         self.cooldown = Cooldown(clock)
         self.hedger = Hedger()
         self.token_url = base_url.copy_with(path="/oauth2/token")
@@ -206,7 +209,9 @@ class Transport:
 
     async def _token(self, call: Call) -> tuple[str, bool]:
         try:
-            return await self.auth.get_token(self._post_token_form, self.token_url, self.clock, deadline=call.deadline)
+            return await self.auth.get_token(
+                self._post_token_form, self.token_url, self.clock, deadline=call.deadline, shared=self.shared
+            )
         except BoxError as error:
             # The token request was retried on its own; retrying the API call would multiply that.
             raise Final(error) from error
