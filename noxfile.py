@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import nox
 
 nox.options.sessions = ["tests", "lint", "typing"]
@@ -12,6 +14,8 @@ nox.options.error_on_missing_interpreters = True
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suite with branch coverage."""
+    if shutil.which("redis-server") is None:
+        session.warn("redis-server is not installed: the Redis tests (marker redis) are skipped")
     session.install("-e", ".[test]")
     session.run("coverage", "erase")
     session.run("coverage", "run", "-m", "pytest", *session.posargs)
