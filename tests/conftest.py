@@ -128,15 +128,18 @@ async def wait_for_no_connections(server: LoopbackServer) -> None:
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A real redis-server on 127.0.0.1 (free port, no persistence), killed at teardown.
-
-    The test is skipped, with a reason saying so, when redis-server is not installed.
-    """
+def redis_binary() -> str:
+    """The redis-server executable; the test is skipped, saying so, when it is not installed."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed: the Redis tests are skipped")
-    server = RedisServer(binary, tmp_path / "redis")
+    return binary
+
+
+@pytest.fixture
+def redis_server(redis_binary: str, tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server on 127.0.0.1 (free port, no persistence), killed at teardown."""
+    server = RedisServer(redis_binary, tmp_path / "redis")
     server.start()
     try:
         yield server
