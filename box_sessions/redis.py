@@ -93,12 +93,13 @@ def _without_password(url: str) -> str:
 
 
 def _describe(what: str, exc: BaseException) -> str:
+    # Timeouts first: from Python 3.11 asyncio's is the builtin TimeoutError, an OSError.
+    if isinstance(exc, (redis.exceptions.TimeoutError, asyncio.TimeoutError)):
+        return f"Redis did not answer {what} in time"
     # Redis's texts for connection failures name the host and port and help; others (a script's
     # error) may quote arguments, so only their kind is said.
     if isinstance(exc, (redis.exceptions.ConnectionError, OSError)):
         return f"Redis failed {what}: {type(exc).__name__}: {exc}"
-    if isinstance(exc, (redis.exceptions.TimeoutError, asyncio.TimeoutError)):
-        return f"Redis did not answer {what} in time"
     return f"Redis failed {what}: {type(exc).__name__}"
 
 
@@ -306,10 +307,15 @@ class RedisShare:
         self._shown = "client=<redis.asyncio.Redis>"
         if url is not None:
             url = _non_empty(url, "url")
+            scheme = urlsplit(url).scheme
+            if scheme not in ("redis", "rediss", "unix"):
+                raise ValueError(
+                    f"url must be a redis://, rediss:// or unix:// URL, got a {scheme or 'schemeless'} URL"
+                )
             self._shown = f"{_without_password(url)!r}"
             # No retries of its own: each call is bounded here, and failures are handled above.
             # redis-py before 6 checked only the certificate of a rediss:// server, not its name.
-            tls = {"ssl_check_hostname": True} if urlsplit(url).scheme == "rediss" else {}
+            tls = {"ssl_check_hostname": True} if scheme == "rediss" else {}
             client = aioredis.Redis.from_url(
                 url,
                 socket_timeout=self._timeout,

@@ -178,6 +178,35 @@ async def test_redis_killed_mid_job_then_back(redis_server: RedisServer, caplog:
     assert len(warnings_of(caplog)) == 1
 
 
+async def test_a_redis_that_never_answers_holds_nothing_up(caplog: pytest.LogCaptureFixture) -> None:
+    """A Redis that accepts connections and never answers: each call waits at most the share's timeout, then goes on."""
+    connections: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)  # read nothing, answer nothing
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    fake = FakeBox()
+    try:
+        async with (
+            fake.serve() as url,
+            RedisShare(f"redis://127.0.0.1:{port}/0", timeout=0.3) as share,
+            BoxClient(ccg(fake), base_url=url, rate_limit=None, shared=share) as client,
+        ):
+            started = asyncio.get_running_loop().time()
+            await terminate(client)
+            assert asyncio.get_running_loop().time() - started < 2.0
+    finally:
+        for writer in connections:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+    assert fake.status_counts[202] == 1
+    [warning] = warnings_of(caplog)
+    assert "Redis did not answer reading a token in time" in warning
+
+
 async def test_oauth2_refresh_without_redis_fails_at_once(caplog: pytest.LogCaptureFixture) -> None:
     """With Redis unreachable an OAuth 2.0 refresh is not tried: AuthenticationError saying why, no token request."""
     fake = FakeBox()
@@ -258,6 +287,7 @@ def test_reprs_show_no_password_and_no_token() -> None:
         pytest.param({"url": "redis://h", "timeout": 0}, ValueError, "timeout", id="zero-timeout"),
         pytest.param({"url": "redis://h", "lock_ttl": "10"}, TypeError, "lock_ttl", id="str-ttl"),
         pytest.param({"url": 5}, TypeError, "url must be a str", id="int-url"),
+        pytest.param({"url": "https://u:s3cr3t@h"}, ValueError, "url must be a redis://", id="https-url"),
     ],
 )
 def test_share_arguments_are_checked(kwargs: dict[str, object], error: type[Exception], message: str) -> None:

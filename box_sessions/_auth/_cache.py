@@ -33,13 +33,10 @@ from .._shared import Shared, SharedTokens
 from ._grant import TokenGrant, grant_from_response
 from ._sharing import SharedFetch, had_from_grant
 
-__all__ = ["DEFAULT_DRAIN_TIMEOUT", "REFRESH_MARGIN", "BoxAuth", "TokenPoster", "TokenRequester"]
+__all__ = ["DEFAULT_DRAIN_TIMEOUT", "BoxAuth", "TokenPoster", "TokenRequester"]
 
 logger = logging.getLogger("box_sessions")
 
-# Refresh this long before a token expires (capped at half its lifetime for short-lived tokens),
-# so that a request never leaves with a token that expires on the way.
-REFRESH_MARGIN = 60.0
 #: Seconds `BoxAuth.drain` waits by default: one attempt's network timeout of a default client.
 DEFAULT_DRAIN_TIMEOUT = 30.0
 # After cancelling the requests that outlived the drain, how long to let them unwind.
@@ -55,12 +52,6 @@ TokenRequester = Callable[[httpx.URL, Mapping[str, str]], Awaitable[TokenGrant]]
 _Token = tuple[str, bool]
 #: A share's tokens and the Box identity's key in it.
 _ShareAt = tuple[SharedTokens, str]
-
-
-def refresh_after(lifetime: float) -> float:
-    """Seconds after issue at which a token living ``lifetime`` seconds is replaced."""
-    lifetime = max(0.0, lifetime)
-    return lifetime - min(REFRESH_MARGIN, lifetime / 2)
 
 
 @attrs.define
@@ -110,10 +101,10 @@ class _TokenCache:
 
     async def _fill(self, fetch: Callable[[], Awaitable[TokenGrant]], clock: Clock, share: _ShareAt | None) -> _Token:
         if share is None:
-            had = had_from_grant(await fetch(), refresh_after)
+            had = had_from_grant(await fetch())
         else:
             tokens, key = share
-            had = await self._sharing.get(tokens, key, fetch, clock, refused=self._refused, refresh_after=refresh_after)
+            had = await self._sharing.get(tokens, key, fetch, clock, refused=self._refused)
         self._refresh_at = clock.monotonic() + had.refresh_in
         self._token = had.access_token
         return had.access_token, had.issued_now

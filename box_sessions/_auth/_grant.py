@@ -10,10 +10,26 @@ import httpx
 from .._errors import AuthenticationError
 from .._json import json_object
 
-__all__ = ["DEFAULT_TOKEN_LIFETIME", "TokenGrant", "grant_from_response", "unsendable_part"]
+__all__ = [
+    "DEFAULT_TOKEN_LIFETIME",
+    "REFRESH_MARGIN",
+    "TokenGrant",
+    "grant_from_response",
+    "refresh_after",
+    "unsendable_part",
+]
 
 #: Box's documented access-token lifetime, assumed when a token answer has no usable expires_in.
 DEFAULT_TOKEN_LIFETIME = 3600.0
+# Refresh this long before a token expires (capped at half its lifetime for short-lived tokens),
+# so that a request never leaves with a token that expires on the way.
+REFRESH_MARGIN = 60.0
+
+
+def refresh_after(lifetime: float) -> float:
+    """Seconds after issue at which a token living ``lifetime`` seconds is replaced."""
+    lifetime = max(0.0, lifetime)
+    return lifetime - min(REFRESH_MARGIN, lifetime / 2)
 
 
 @attrs.frozen(kw_only=True)

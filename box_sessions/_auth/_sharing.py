@@ -23,7 +23,7 @@ import attrs
 
 from .._clock import Clock
 from .._shared import SharedLock, SharedStateError, SharedToken, SharedTokens
-from ._grant import TokenGrant
+from ._grant import TokenGrant, refresh_after
 
 __all__ = ["LOCK_WAIT", "POLL_INTERVAL", "Had", "SharedFetch", "had_from_grant"]
 
@@ -45,14 +45,10 @@ class Had:
     issued_now: bool
 
 
-def had_from_grant(grant: TokenGrant, refresh_after: Callable[[float], float]) -> Had:
+def had_from_grant(grant: TokenGrant) -> Had:
     """The grant as the cache keeps it (a grant without expiry is used until Box refuses it)."""
     refresh_in = math.inf if grant.expires_in is None else refresh_after(grant.expires_in)
     return Had(grant.access_token, refresh_in, grant.issued_now)
-
-
-def _usable(found: SharedToken | None, now: float, refused: str | None) -> bool:
-    return found is not None and found.access_token != refused and now < found.refresh_at
 
 
 @attrs.frozen
@@ -64,17 +60,19 @@ class _Need:
     fetch: Callable[[], Awaitable[TokenGrant]]
     clock: Clock
     refused: str | None
-    refresh_after: Callable[[float], float]
 
     def usable(self, found: SharedToken | None) -> SharedToken | None:
-        return found if found is not None and _usable(found, self.clock.time(), self.refused) else None
+        """``found`` unless it is absent, refused by Box here, or due for refresh."""
+        if found is None or found.access_token == self.refused or self.clock.time() >= found.refresh_at:
+            return None
+        return found
 
     def from_share(self, found: SharedToken) -> Had:
         return Had(found.access_token, found.refresh_at - self.clock.time(), issued_now=False)
 
     async def ask_box(self) -> tuple[Had, TokenGrant]:
         grant = await self.fetch()
-        return had_from_grant(grant, self.refresh_after), grant
+        return had_from_grant(grant), grant
 
 
 @attrs.define
@@ -91,7 +89,6 @@ class SharedFetch:
         clock: Clock,
         *,
         refused: str | None,
-        refresh_after: Callable[[float], float],
     ) -> Had:
         """The identity's token: another process's, or one asked of Box by this one and stored for the others.
 
@@ -101,12 +98,11 @@ class SharedFetch:
             fetch: Asks Box for a token (this process's own request).
             clock: For the wall-clock times shared with other processes.
             refused: The token Box last refused here: never taken back from the share.
-            refresh_after: Seconds after issue at which a token of a given lifetime is due.
 
         Raises:
             BoxError: Box's answer to the token request (never a failure of the share).
         """
-        need = _Need(tokens, key, fetch, clock, refused, refresh_after)
+        need = _Need(tokens, key, fetch, clock, refused)
         try:
             found = await self._token_or_lock(need)
         except SharedStateError as exc:

@@ -193,13 +193,15 @@ class JSONFileTokenStore:
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            except BlockingIOError:  # another holder
                 if loop.time() >= give_up:
                     raise BoxTimeoutError(
                         f"another process has held the lock of the token file {str(self.path)!r} "
                         f"for {self.lock_wait:g} s"
                     ) from None
                 await asyncio.sleep(_FILE_LOCK_POLL)
+            except OSError as exc:  # a file system without locks (some network ones)
+                raise BoxError(f"cannot lock the token file {str(self.path)!r}: {type(exc).__name__}") from None
             else:
                 return
 
