@@ -19,6 +19,7 @@ LAYERS: dict[str, int] = {
     "_validation": 0,
     "_json": 0,
     "_tasks": 0,
+    "_redact": 0,
     "_auth": 1,
     "_transport": 2,
     "_termination": 3,

@@ -29,7 +29,6 @@ from .._errors import (
     ClientClosedError,
     RateLimitError,
     error_from_response,
-    scrub_secrets,
     with_note,
 )
 from .._tasks import time_limit
@@ -353,7 +352,9 @@ class Transport:
     def _error(self, response: httpx.Response, call: Call, token: str, note: str | None = None) -> BoxAPIError:
         """The typed error of an error answer, scrubbed of every secret this request carried."""
         retry_after = parse_retry_after(response.headers.get("retry-after"), now=self.clock.time())
-        error = error_from_response(response, retry_after=retry_after, token_endpoint=not call.authenticated)
         form = call.form or {}
-        scrub_secrets(error, [token, *(value for key, value in form.items() if key not in _PUBLIC_FORM_FIELDS)])
+        secrets = [token, *(value for key, value in form.items() if key not in _PUBLIC_FORM_FIELDS)]
+        error = error_from_response(
+            response, retry_after=retry_after, token_endpoint=not call.authenticated, secrets=secrets
+        )
         return with_note(error, note) if note else error
