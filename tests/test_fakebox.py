@@ -81,6 +81,17 @@ async def test_rate_limit_answers_429_with_lower_case_integer_retry_after() -> N
     assert (await fake.handle(post("/2.0/groups/terminate_sessions", b'{"group_ids":["1"]}'))).status == 202
 
 
+async def test_rate_limit_set_on_a_live_fake_applies_at_once() -> None:
+    """Setting rate_limit and burst on a fake already answering limits its very next requests."""
+    fake = FakeBox(clock=FakeClock())
+    request = post("/2.0/groups/terminate_sessions", b'{"group_ids":["1"]}')
+    assert [(await fake.handle(request)).status for _ in range(3)] == [202, 202, 202]
+    fake.rate_limit = 60
+    fake.burst = 1
+    statuses = [(await fake.handle(request)).status for _ in range(2)]
+    assert statuses == [202, 429]
+
+
 async def test_fractional_retry_after_when_asked() -> None:
     """integer_retry_after=False sends the exact wait."""
     fake = FakeBox(rate_limit=600, burst=1, integer_retry_after=False, clock=FakeClock())
