@@ -21,7 +21,7 @@ from box_sessions import (
     RetryPolicy,
     ServerError,
 )
-from box_sessions.testing import DropConnection, FakeBox, FakeClock, Request
+from box_sessions.testing import ControlEndpoint, DropConnection, FakeBox, FakeClock, Request
 
 NO_RETRY = RetryPolicy(max_attempts=1)
 
@@ -392,6 +392,7 @@ async def test_each_server_error_has_its_own_code_and_message() -> None:
 def test_control_endpoints_are_listed() -> None:
     """FakeBox lists its own endpoints (method, path, description) for banners and docs."""
     assert [(e.method, e.path) for e in FakeBox.control_endpoints] == [("GET", "/_fakebox/stats")]
+    assert all(isinstance(e, ControlEndpoint) for e in FakeBox.control_endpoints)
     assert all(e.description for e in FakeBox.control_endpoints)
 
 
