@@ -41,6 +41,7 @@ __all__ = [
     "Answer",
     "Drip",
     "Drop",
+    "Handler",
     "HostileServer",
     "Huge",
     "Request",
