@@ -189,9 +189,9 @@ def oauth_echo(request: Request) -> Answer:
 
 
 def html_echo(request: Request) -> Answer:
-    """A proxy's 500 HTML page quoting the raw form it received."""
+    """A proxy's 500 HTML page quoting the raw form it received (``retry-after: 0``: retries cost no time)."""
     page = f"<html><body><p>{request.body.decode('utf-8', errors='replace')}</p><h1>Internal error</h1></body></html>"
-    return Answer(500, page.encode(), {"content-type": "text/html"})
+    return Answer(500, page.encode(), {"content-type": "text/html", "retry-after": "0"})
 
 
 class _Closed(Exception):  # noqa: N818 - a private signal: the client hung up
