@@ -109,7 +109,7 @@ OTHER_LOOP_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: a client used from a second event loop works, then cannot close")
+@pytest.mark.xfail(strict=True, reason="issue 10: a second event loop gets a success or asyncio's own error, at random")
 def test_a_client_used_from_another_event_loop_says_so_every_time() -> None:
     """A client called from a second event loop raises RuntimeError saying so, twice, and still closes in its own."""
     with serve(answer_at_once) as server:
