@@ -85,7 +85,7 @@ async def cancel_twice(call: Awaitable[None]) -> Tasks:
 async def wait_for(call: Awaitable[None]) -> Tasks:
     """Run ``call`` under `asyncio.wait_for`, which cancels it once and waits for it."""
     before = asyncio.all_tasks()
-    with pytest.raises(TimeoutError):
+    with pytest.raises(asyncio.TimeoutError):  # not the builtin on Python 3.10
         await asyncio.wait_for(call, CANCEL_AFTER)
     return asyncio.all_tasks() - before
 

@@ -83,7 +83,7 @@ async def test_slots_of_calls_cancelled_while_waiting_are_given_back() -> None:
             assert server.count(USERS) == 1
             await asyncio.sleep(QUIET)
             started = time.monotonic()
-            with contextlib.suppress(TimeoutError):  # a call held for the cancelled ones' slots: elapsed says so
+            with contextlib.suppress(asyncio.TimeoutError):  # held for the cancelled ones' slots: elapsed says so
                 await asyncio.wait_for(terminate_one(client), 2 + AT_ONCE)
             elapsed = time.monotonic() - started
         sent = server.count(USERS)
