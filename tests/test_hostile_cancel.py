@@ -100,26 +100,13 @@ SCOPES: dict[str, Callable[[Awaitable[None]], Awaitable[Tasks]]] = {
     "cancel-twice": cancel_twice,
     "asyncio.wait_for": wait_for,
 }
-# Cases that pass today: one cancel, delivered once, is handled fully.
-PASS_TODAY = {
-    ("asyncio.wait_for", "terminate"),
-    ("asyncio.wait_for", "iter_terminate"),
-    ("asyncio.wait_for", "terminate_users_sessions"),
-    ("cancel-twice", "terminate_users_sessions"),
-    ("anyio.move_on_after", "terminate_users_sessions"),
-}
 
 
 def cases() -> list[Any]:
     params = []
     for scope in SCOPES:
         for op in OPS:
-            marks = (
-                []
-                if (scope, op) in PASS_TODAY
-                else [pytest.mark.xfail(strict=True, reason="issue 10: a repeated cancel interrupts the cleanup")]
-            )
-            params.append(pytest.param(scope, op, marks=marks, id=f"{op}-{scope}"))
+            params.append(pytest.param(scope, op, id=f"{op}-{scope}"))
     return params
 
 
@@ -148,7 +135,6 @@ async def test_cancellation_leaves_nothing_behind(scope: str, op: str) -> None:
             await source.generator.aclose()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: ids fail with a raw RuntimeError and the job is not stopped")
 async def test_closing_the_client_stops_a_bulk_job_with_a_report() -> None:
     """aclose() during a 5,000-id job: it stops sending and returns a report stopped by a "closed" BoxError."""
     ids = [str(100_000 + i) for i in range(5000)]

@@ -80,7 +80,6 @@ def huge_handler(kind: str) -> Handler:
     return handler
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: every answer body is read whole into memory")
 @pytest.mark.parametrize(
     ("kind", "outcomes"),
     [
@@ -115,7 +114,6 @@ def nested_handler(status: int) -> Handler:
     return handler
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: a deeply nested body raises RecursionError from json.loads")
 async def test_a_deeply_nested_202_is_still_success() -> None:
     """A 202 whose JSON is nested 10,000 levels deep returns a SessionTerminationMessage."""
     with serve(nested_handler(202)) as server:
@@ -124,7 +122,6 @@ async def test_a_deeply_nested_202_is_still_success() -> None:
     assert isinstance(message, SessionTerminationMessage)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: a deeply nested body raises RecursionError from json.loads")
 async def test_a_deeply_nested_400_raises_bad_request() -> None:
     """A 400 whose JSON is nested 10,000 levels deep raises BadRequestError."""
     with serve(nested_handler(400)) as server:
@@ -133,7 +130,6 @@ async def test_a_deeply_nested_400_raises_bad_request() -> None:
                 await asyncio.wait_for(client.session_termination.terminate_users_sessions(user_ids=["1"]), 10)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: a deeply nested body raises RecursionError from json.loads")
 async def test_a_deeply_nested_token_answer_raises_authentication_error() -> None:
     """A token answer whose JSON is nested 10,000 levels deep raises AuthenticationError."""
     auth = CCGAuth(client_id="cid", client_secret="very-secret", enterprise_id="42")

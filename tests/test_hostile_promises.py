@@ -30,7 +30,6 @@ def answer_at_once(request: Request) -> Action:
     return accepted()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: report.ok ignores inputs that failed as invalid")
 async def test_report_is_not_ok_when_only_invalid_values_failed() -> None:
     """A job where every valid id was terminated but one value was invalid reports ok=False."""
     with serve(answer_at_once) as server:
@@ -41,7 +40,6 @@ async def test_report_is_not_ok_when_only_invalid_values_failed() -> None:
     assert report.ok is False
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: a repeated invalid value fails once per repeat")
 async def test_a_repeated_invalid_value_fails_once_and_counts_as_duplicates() -> None:
     """An invalid value given three times is one failure and two duplicates."""
     with serve(answer_at_once) as server:
@@ -53,7 +51,6 @@ async def test_a_repeated_invalid_value_fails_once_and_counts_as_duplicates() ->
     assert report.duplicates == 2
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: the token URL drops the base URL's path")
 async def test_a_base_url_with_a_path_prefixes_the_token_and_api_paths() -> None:
     """base_url=".../box": the token request goes to /box/oauth2/token and the call to /box/2.0/..."""
 
@@ -109,7 +106,6 @@ OTHER_LOOP_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: a second event loop gets a success or asyncio's own error, at random")
 def test_a_client_used_from_another_event_loop_says_so_every_time() -> None:
     """A client called from a second event loop raises RuntimeError saying so, twice, and still closes in its own."""
     with serve(answer_at_once) as server:
@@ -136,7 +132,6 @@ class InterruptError(Exception):
     """What the progress callback raises."""
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: an exception from on_progress loses the report")
 async def test_an_exception_from_on_progress_keeps_what_box_accepted() -> None:
     """An exception raised by on_progress propagates with the report so far as its termination_report.
 

@@ -87,7 +87,6 @@ def assert_redacted(text: str, secrets: set[str]) -> None:
     assert "***" in text, f"no *** where the echoed secret was: {text[:300]}"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: errors quote the token endpoint's body, echoed secrets and all")
 @pytest.mark.parametrize("auth_kind", ["ccg", "oauth2", "jwt"])
 @pytest.mark.parametrize("echo", list(ECHOES))
 async def test_an_echoing_token_endpoint_leaks_nothing_through_the_error(
@@ -110,7 +109,6 @@ async def test_an_echoing_token_endpoint_leaks_nothing_through_the_error(
     assert_redacted(raised.value.message, secrets)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: the report quotes the token endpoint's body, echoed secrets and all")
 @pytest.mark.parametrize("echo", list(ECHOES))
 async def test_an_echoing_token_endpoint_leaks_nothing_through_the_report(echo: str, private_key: str) -> None:
     """A bulk job whose token request fails: report.to_dict() and str(report) show *** instead of the secret."""
@@ -128,7 +126,6 @@ async def test_an_echoing_token_endpoint_leaks_nothing_through_the_report(echo: 
     assert leaked(repr(report), secrets) is None
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: the CLI writes the token endpoint's body, echoed secrets and all")
 @pytest.mark.parametrize("echo", list(ECHOES))
 def test_an_echoing_token_endpoint_leaks_nothing_through_the_command_line(echo: str, tmp_path: Path) -> None:
     """box-sessions terminate: the report file, the journal and stderr show *** instead of the client secret."""
