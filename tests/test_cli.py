@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import io
@@ -15,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+import box_sessions
 from box_sessions import Progress, __version__
-from box_sessions._cli import ProgressDisplay
+from box_sessions._cli._progress import ProgressDisplay
 from box_sessions.testing import FakeBox
 
 DEV = {"BOX_DEVELOPER_TOKEN": "fake-developer-token"}
@@ -339,3 +341,30 @@ async def test_demo_runs_and_accounts_for_everything() -> None:
     assert "Terminated 6,050 of 6,053 distinct inputs" in out
     assert "3 invalid input" in out
     assert "each once: yes" in out
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module a source file of the package imports, relative imports resolved, TYPE_CHECKING included."""
+    package = path.relative_to(Path(box_sessions.__file__).parent.parent).with_suffix("").parts[:-1]
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            anchor = package[: len(package) + 1 - node.level] if node.level else ()
+            module = ".".join([*anchor, node.module] if node.module else anchor)
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_only_the_fake_commands_import_the_testing_package() -> None:
+    """Of the package's own modules, only the fake-server and demo commands' module imports box_sessions.testing."""
+    root = Path(box_sessions.__file__).parent
+    importers = {
+        path.relative_to(root).as_posix()
+        for path in root.rglob("*.py")
+        if path.relative_to(root).parts[0] != "testing"
+        and any(name.split(".")[:2] == ["box_sessions", "testing"] for name in imported_modules(path))
+    }
+    assert importers == {"_cli/_fake.py"}
