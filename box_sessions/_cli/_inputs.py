@@ -34,16 +34,27 @@ def open_input(path: str, option: str) -> TextIO:
         raise UsageError(f"{option}: cannot read {path!r}: {exc.strerror or exc}") from None
 
 
+def _held(files: contextlib.ExitStack, stream: TextIO) -> TextIO:
+    """``stream``, to be closed with ``files`` unless it is stdin, which is not ours to close."""
+    return stream if stream is sys.stdin else files.enter_context(stream)
+
+
 @attrs.define
 class Inputs:
     """The three inputs of a job, each a lazy iterator of strings."""
 
     sources: dict[str, Iterable[str]]
     total: int | None  # known when no input is stdin
+    _files: contextlib.ExitStack = attrs.field(factory=contextlib.ExitStack, repr=False)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Inputs:
-        """The inputs the ``terminate`` flags name; files are opened now and read as the job runs."""
+        """The inputs the ``terminate`` flags name; files are opened now and read as the job runs.
+
+        Raises:
+            UsageError: no input, stdin named twice, or a file that cannot be read; every file
+                opened before the error is closed again.
+        """
         spec = {
             "user_ids": (args.user_id, args.user_ids, "--user-ids"),
             "user_logins": (args.user_login, args.user_logins, "--user-logins"),
@@ -53,16 +64,21 @@ class Inputs:
             raise UsageError("only one input can be read from stdin ('-')")
         sources: dict[str, Iterable[str]] = {}
         total: int | None = 0
-        for field, (values, paths, option) in spec.items():
-            streams = [open_input(path, option) for path in paths]
-            if not values and not streams:
-                continue
-            sources[field] = itertools.chain(values, *(read_lines(s) for s in streams))
-            if total is not None:
-                if any(s is sys.stdin for s in streams):
-                    total = None
-                else:
-                    total += len(values) + sum(sum(1 for _ in read_lines(open_input(p, option))) for p in paths)
-        if not sources:
-            raise UsageError("nothing to terminate: give --user-ids, --user-logins, --group-ids or --user-id ...")
-        return cls(sources, total)
+        with contextlib.ExitStack() as files:
+            for field, (values, paths, option) in spec.items():
+                streams = [_held(files, open_input(path, option)) for path in paths]
+                if not values and not streams:
+                    continue
+                sources[field] = itertools.chain(values, *(read_lines(s) for s in streams))
+                if total is not None:
+                    if any(s is sys.stdin for s in streams):
+                        total = None
+                    else:
+                        total += len(values) + sum(sum(1 for _ in read_lines(open_input(p, option))) for p in paths)
+            if not sources:
+                raise UsageError("nothing to terminate: give --user-ids, --user-logins, --group-ids or --user-id ...")
+            return cls(sources, total, files.pop_all())
+
+    def close(self) -> None:
+        """Close the input files, read to the end or not (a job that stops early leaves some unread)."""
+        self._files.close()

@@ -9,6 +9,21 @@ from .._bulk import BatchResult
 from ._exit import UsageError
 
 
+def _connect(path: str) -> sqlite3.Connection:
+    """A connection to the journal at ``path``, its table created; closed again if that fails."""
+    db = sqlite3.connect(path)
+    try:
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS outcomes (field TEXT NOT NULL, value TEXT NOT NULL, "
+            "status TEXT NOT NULL, error TEXT, PRIMARY KEY (field, value))"
+        )
+        db.commit()
+    except BaseException:
+        db.close()  # a file that is no journal (or a full disk) must not leave its connection open
+        raise
+    return db
+
+
 class Journal:
     """Each batch's outcome in SQLite, committed when the batch completes, so a rerun resumes.
 
@@ -18,12 +33,7 @@ class Journal:
 
     def __init__(self, path: str) -> None:
         try:
-            self._db = sqlite3.connect(path)
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS outcomes (field TEXT NOT NULL, value TEXT NOT NULL, "
-                "status TEXT NOT NULL, error TEXT, PRIMARY KEY (field, value))"
-            )
-            self._db.commit()
+            self._db = _connect(path)
         except sqlite3.Error as exc:
             raise UsageError(f"--journal: cannot use {path!r} as a journal: {exc}") from None
         self.skipped = 0

@@ -107,36 +107,35 @@ def _rate_limit(rate: float | None) -> RateLimit | None:
 
 
 def cmd_terminate(args: argparse.Namespace) -> int:
-    """The ``terminate`` command: exit 0 when every input is terminated, 1 when some failed."""
-    inputs = Inputs.from_args(args)
-    if args.dry_run:
-        return asyncio.run(_dry_run(inputs, args.batch_size, sys.stdout))
-    auth = auth_from_env(os.environ)
-    journal = Journal(args.journal) if args.journal else None
-    report = ReportFile(args.report) if args.report else None
-    try:
-        client = BoxClient(auth, base_url=args.base_url, rate_limit=_rate_limit(args.rate))
-    except (TypeError, ValueError) as exc:
-        raise UsageError(str(exc)) from None
+    """The ``terminate`` command: exit 0 when every input is terminated, 1 when some failed.
 
-    async def run() -> int:
-        async with client:
-            summary, _ = await run_job(
-                client,
-                inputs,
-                batch_size=args.batch_size,
-                max_concurrency=args.max_concurrency,
-                journal=journal,
-                report=report,
-                out=sys.stdout,
-                err=sys.stderr,
-            )
-        return EXIT_FAILED if summary.failed else EXIT_OK
+    Whatever it opened (input files, journal, report file) is closed on every way out, a usage
+    error found after opening them included.
+    """
+    with contextlib.ExitStack() as opened:
+        inputs = opened.enter_context(contextlib.closing(Inputs.from_args(args)))
+        if args.dry_run:
+            return asyncio.run(_dry_run(inputs, args.batch_size, sys.stdout))
+        auth = auth_from_env(os.environ)
+        journal = opened.enter_context(contextlib.closing(Journal(args.journal))) if args.journal else None
+        report = opened.enter_context(contextlib.closing(ReportFile(args.report))) if args.report else None
+        try:
+            client = BoxClient(auth, base_url=args.base_url, rate_limit=_rate_limit(args.rate))
+        except (TypeError, ValueError) as exc:
+            raise UsageError(str(exc)) from None
 
-    try:
+        async def run() -> int:
+            async with client:
+                summary, _ = await run_job(
+                    client,
+                    inputs,
+                    batch_size=args.batch_size,
+                    max_concurrency=args.max_concurrency,
+                    journal=journal,
+                    report=report,
+                    out=sys.stdout,
+                    err=sys.stderr,
+                )
+            return EXIT_FAILED if summary.failed else EXIT_OK
+
         return asyncio.run(run())
-    finally:
-        if journal is not None:
-            journal.close()
-        if report is not None:
-            report.close()
