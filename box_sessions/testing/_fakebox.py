@@ -1,6 +1,6 @@
 """`FakeBox`: an in-memory fake of Box's session-termination and token endpoints.
 
-Faithful to what Box documents (see the project's BOX_API.md): 202 with Box's message, Box's error
+Faithful to what Box documents (see docs/box-api.md): 202 with Box's message, Box's error
 bodies, a lower-case ``retry-after`` on 429, 401 for a missing, unknown or expired token, and the
 OAuth error shape on the token endpoint. Use it in-process as an httpx transport
 (`FakeBox.transport`, `FakeBox.client`) or as a real HTTP/1.1 server on 127.0.0.1
