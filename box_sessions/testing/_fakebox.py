@@ -1,6 +1,6 @@
 """`FakeBox`: an in-memory fake of Box's session-termination and token endpoints.
 
-Faithful to what Box documents: 202 with Box's message, Box's error bodies and 400 messages, a
+Faithful to what Box documents (see docs/box-api.md): 202 with Box's message, Box's error bodies and 400 messages, a
 lower-case ``retry-after`` on 429, 401 for a missing, unknown or expired token, 405 for a method a
 path does not have, and the OAuth error shape on the token endpoint. Use it in-process as an httpx
 transport (`FakeBox.transport`, `FakeBox.client`) or as a real HTTP/1.1 server on 127.0.0.1
