@@ -179,14 +179,17 @@ class BoxClient:
     async def aclose(self) -> None:
         """Close the client and, if this client created it, its connection pool.
 
-        Token requests in flight are let end first (at most 30 s, see `BoxAuth.drain`).
+        Calls still running stop: a call that has not been sent raises `ClientClosedError`, and a
+        bulk job under way stops sending and returns its report with ``stopped_by`` set to it. A
+        token request already sent is let end first (at most 30 s, see `BoxAuth.drain`).
         """
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
+        self._transport.close()
         try:
-            # A token request whose caller went away still ends, and its result is kept (an OAuth
-            # 2.0 refresh saved), before the connections it uses close.
+            # A token request already sent (its caller may have gone) still ends, and its result
+            # is kept (an OAuth 2.0 refresh saved), before the connections it uses close.
             await self._transport.auth.drain()
         finally:
             if self._owns_http:

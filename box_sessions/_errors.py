@@ -11,19 +11,21 @@
     │   ├── RateLimitError          429
     │   └── ServerError             5xx
     ├── BoxTimeoutError             the network timed out, after retries, or the deadline passed
-    └── BoxConnectionError          the connection failed, after retries
+    ├── BoxConnectionError          the connection failed, after retries
+    └── ClientClosedError           the client was closed before the call could end
 
 `asyncio.CancelledError` is never caught, wrapped or retried by this package.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import httpx
 
 from ._json import json_object
+from ._redact import scrub_text, scrub_value, secret_spellings
 
 __all__ = [
     "AuthenticationError",
@@ -32,10 +34,14 @@ __all__ = [
     "BoxConnectionError",
     "BoxError",
     "BoxTimeoutError",
+    "ClientClosedError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
     "ServerError",
+    "error_from_response",
+    "scrub_secrets",
+    "with_note",
 ]
 
 # How much of a body that is not Box's JSON (a proxy's HTML page) to quote in a message.
@@ -52,6 +58,10 @@ class BoxTimeoutError(BoxError):
 
 class BoxConnectionError(BoxError):
     """A connection to Box could not be made or was dropped, after every retry."""
+
+
+class ClientClosedError(BoxError):
+    """The client was closed (`BoxClient.aclose`) while a call waited or ran: it was not sent, or its answer is lost."""
 
 
 class BoxAPIError(BoxError):
@@ -154,9 +164,9 @@ def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _fallback_message(response: httpx.Response) -> str:
+def _fallback_message(response: httpx.Response, content: bytes) -> str:
     reason = response.reason_phrase or "error"
-    text = response.content[:_SNIPPET_CHARS].decode("utf-8", errors="replace")
+    text = content[:_SNIPPET_CHARS].decode("utf-8", errors="replace")
     text = " ".join(text.split())
     if not text:
         return f"HTTP {response.status_code} {reason} with an empty body"
@@ -175,6 +185,7 @@ def error_from_response(
     *,
     retry_after: float | None = None,
     token_endpoint: bool = False,
+    secrets: Iterable[str | None] = (),
 ) -> BoxAPIError:
     """Build the typed error for an error response, whatever its body holds.
 
@@ -183,8 +194,15 @@ def error_from_response(
         retry_after: The parsed ``retry-after`` header, if any.
         token_endpoint: The response came from the OAuth token endpoint, whose error body is
             ``{"error": ..., "error_description": ...}``.
+        secrets: What the request carried that must not come back out (see `scrub_secrets`);
+            the body is scrubbed whole, before any of it is cut for a message.
     """
-    body = json_object(response.content)
+    secrets = list(secrets)
+    content = response.content
+    spellings = secret_spellings(secrets)
+    if spellings:
+        content = scrub_text(content.decode("utf-8", errors="replace"), spellings).encode()
+    body = json_object(content)
     if token_endpoint and "error" in body:
         code = _str_or_none(body.get("error"))
         message = _str_or_none(body.get("error_description")) or code
@@ -193,8 +211,8 @@ def error_from_response(
         message = _str_or_none(body.get("message"))
     context_info = body.get("context_info")
     cls = _error_class(response.status_code, token_endpoint=token_endpoint)
-    return cls(
-        message or _fallback_message(response),
+    error = cls(
+        message or _fallback_message(response, content),
         status=response.status_code,
         code=code,
         request_id=_str_or_none(body.get("request_id")),
@@ -203,3 +221,24 @@ def error_from_response(
         retry_after=retry_after,
         headers=response.headers,
     )
+    return scrub_secrets(error, secrets)
+
+
+def scrub_secrets(error: BoxAPIError, secrets: Iterable[str | None]) -> BoxAPIError:
+    """Replace every secret the request carried by ``***`` in all the error keeps from the answer.
+
+    A token endpoint or a proxy may echo the request (``"error_description": "bad request:
+    grant_type=...&client_secret=..."``): the message, code, ids, context info and headers are
+    scrubbed of each secret, in each spelling a server may use (as is, form-encoded, JSON-escaped).
+    """
+    spellings = secret_spellings(secrets)
+    if not spellings:
+        return error
+    error.message = scrub_text(error.message, spellings)
+    error.args = (error.message,)
+    error.code = None if error.code is None else scrub_text(error.code, spellings)
+    error.request_id = None if error.request_id is None else scrub_text(error.request_id, spellings)
+    error.help_url = None if error.help_url is None else scrub_text(error.help_url, spellings)
+    error.context_info = scrub_value(error.context_info, spellings)
+    error.headers = {k: scrub_text(v, spellings) for k, v in error.headers.items()}
+    return error

@@ -11,11 +11,11 @@ __all__ = ["json_object"]
 def json_object(content: bytes) -> dict[str, Any]:
     """The JSON object in ``content``; an empty dict when it is empty, not JSON or not an object.
 
-    Box's answers and error bodies are JSON objects; a proxy's HTML page, an empty body or a JSON
-    array says nothing this package reads, so each of them counts as ``{}``.
+    Box's answers and error bodies are JSON objects; a proxy's HTML page, an empty body, a JSON
+    array or a body nested too deep to parse says nothing this package reads, so each counts as ``{}``.
     """
     try:
         body = json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):  # json raises RecursionError on deeply nested arrays/objects
         return {}
     return body if isinstance(body, dict) else {}

@@ -4,6 +4,10 @@ Run it (credentials from the environment, as the command line reads them)::
 
     BOX_CLIENT_ID=... BOX_CLIENT_SECRET=... BOX_ENTERPRISE_ID=... uvicorn examples.fastapi_app:app
 
+``BOX_BASE_URL`` sends it to another API host, such as a fake Box on 127.0.0.1
+(``box-sessions fake-server``); Box's own by default. A credential that is not set stops the app
+at startup with one sentence naming it.
+
 Sharing one client is what makes the SDK's guarantees hold across requests: one connection pool,
 one token refreshed once for everybody, one rate limiter and one 429 cool-down for the app.
 """
@@ -16,31 +20,52 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 import box_sessions
 
+BOX_API = "https://api.box.com"
+CREDENTIALS = ("BOX_CLIENT_ID", "BOX_CLIENT_SECRET", "BOX_ENTERPRISE_ID")
+
 
 class TerminateRequest(BaseModel):
-    """The ids whose sessions to end; any of the three lists may be empty."""
+    """The ids whose sessions to end; any of the three lists may be empty.
 
-    user_ids: list[str | int] = Field(default_factory=list)
-    user_logins: list[str] = Field(default_factory=list)
-    group_ids: list[str | int] = Field(default_factory=list)
+    Strict types: JSON ``true`` or ``1.0`` is a 422, never user ``1``; an unknown key (a typo
+    such as ``userids``) is a 422 too, rather than a request that terminates nobody.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_ids: list[StrictStr | StrictInt] = Field(default_factory=list)
+    user_logins: list[StrictStr] = Field(default_factory=list)
+    group_ids: list[StrictStr | StrictInt] = Field(default_factory=list)
 
 
 def client_from_env() -> box_sessions.BoxClient:
-    """A BoxClient with CCG credentials from BOX_CLIENT_ID, BOX_CLIENT_SECRET and BOX_ENTERPRISE_ID."""
+    """A BoxClient with CCG credentials from BOX_CLIENT_ID, BOX_CLIENT_SECRET and BOX_ENTERPRISE_ID.
+
+    The API host is BOX_BASE_URL, Box's own when it is not set.
+
+    Raises:
+        RuntimeError: A credential is not set; the message names it.
+    """
+    missing = [name for name in CREDENTIALS if not os.environ.get(name, "").strip()]
+    if missing:
+        raise RuntimeError(
+            f"cannot start: set {', '.join(missing)} (the app reads its Box credentials from "
+            f"{', '.join(CREDENTIALS)} in the environment)"
+        )
     auth = box_sessions.CCGAuth(
         client_id=os.environ["BOX_CLIENT_ID"],
         client_secret=os.environ["BOX_CLIENT_SECRET"],
         enterprise_id=os.environ["BOX_ENTERPRISE_ID"],
     )
-    return box_sessions.BoxClient(auth)
+    return box_sessions.BoxClient(auth, base_url=os.environ.get("BOX_BASE_URL") or BOX_API)
 
 
 def create_app(make_client: Callable[[], box_sessions.BoxClient] = client_from_env) -> FastAPI:
-    """Build the app; tests pass a factory of clients wired to FakeBox."""
+    """Build the app; the client is made at startup, so tests pass a factory wired to FakeBox."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -62,5 +87,6 @@ def create_app(make_client: Callable[[], box_sessions.BoxClient] = client_from_e
     return app
 
 
-if os.environ.get("BOX_CLIENT_ID"):  # pragma: no cover - only when run with real credentials
-    app = create_app()
+# Built on import, whatever the environment: credentials are read at startup, where a missing one
+# fails with its name rather than leaving uvicorn without an ``app`` to find.
+app = create_app()

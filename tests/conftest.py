@@ -63,7 +63,7 @@ def token_answer(token: str = "tok-1", expires_in: float = 3600) -> httpx.Respon
 SECRETS = re.compile(
     r"dev-token|very-secret|fake-client-secret|fake-developer-token|tok-secret|s3cr3t|r3fr3sh|acc3ss"
     r"|fake-access-[0-9a-f]{16}|fake-refresh-[0-9a-f]{16}|correct horse battery staple"
-    r"|PRIVATE KEY|Bearer [A-Za-z0-9._~+/=-]{6,}|client_secret=(?!\*\*\*)|refresh_token=\w|assertion=\w"
+    r"|PRIVATE KEY|Bearer (?!realm=)[A-Za-z0-9._~+/=-]{6,}|client_secret=(?!\*\*\*)|refresh_token=\w|assertion=\w"
 )
 
 
@@ -72,7 +72,9 @@ def no_secret_in_any_log(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """Capture every log record at DEBUG and fail the test if one shows a token, secret or key."""
     caplog.set_level(logging.DEBUG)
     yield
-    for record in caplog.records:
+    # caplog.records holds only the current phase's records (teardown, here): read every phase.
+    records = [*caplog.get_records("setup"), *caplog.get_records("call"), *caplog.records]
+    for record in records:
         text = record.getMessage() + (caplog.handler.format(record) if record.exc_info else "")
         found = find_secret(text)
         assert found is None, f"{record.name} logged a secret ({found[:12]}...): {text[:200]}"

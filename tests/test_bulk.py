@@ -237,7 +237,8 @@ async def test_invalid_items_are_reported_not_sent(respx_mock: respx.MockRouter,
     ]
     assert all(type(f.error) is ValueError for f in report.failed)
     assert "user_ids" in str(report.failed[0].error)
-    assert report.ok  # every valid input was terminated
+    assert not report.ok  # ok means nothing failed, invalid input included
+    assert report.terminated_count == 3
     assert "6 invalid input" in str(report)
 
 

@@ -1,22 +1,29 @@
-"""The box-sessions command line, run as a real process against FakeBox on 127.0.0.1."""
+"""The box-sessions command line, run as a real process against FakeBox on 127.0.0.1.
+
+Tests of what the command leaves open run it in this process, where an unclosed file or database shows.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import io
 import json
 import os
 import signal
 import sqlite3
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from box_sessions import Progress, __version__
-from box_sessions._cli import ProgressDisplay
+from box_sessions._cli import main
+from box_sessions._cli._progress import ProgressDisplay
 from box_sessions.testing import FakeBox
 
 DEV = {"BOX_DEVELOPER_TOKEN": "fake-developer-token"}
@@ -273,14 +280,17 @@ async def test_journal_resume_after_kill(tmp_path: Path) -> None:
         for _ in range(600):
             await asyncio.sleep(0.02)
             if journal.exists():
-                with sqlite3.connect(journal) as db, contextlib.suppress(sqlite3.OperationalError):  # not created yet
+                with (
+                    contextlib.closing(sqlite3.connect(journal)) as db,
+                    contextlib.suppress(sqlite3.OperationalError),
+                ):  # not created yet
                     recorded = db.execute("SELECT COUNT(*) FROM outcomes WHERE status = 'terminated'").fetchone()[0]
             if recorded >= 100:
                 break
         proc.kill()
         await proc.wait()
         assert 100 <= recorded < len(ids), "the first run should be killed mid-job"
-        with sqlite3.connect(journal) as db:
+        with contextlib.closing(sqlite3.connect(journal)) as db:
             done = {row[0] for row in db.execute("SELECT value FROM outcomes WHERE status = 'terminated'")}
         first_run = len(fake.api_requests())
         code, out, err = await run(args, DEV)
@@ -308,7 +318,7 @@ async def test_ctrl_c_stops_cleanly_and_resumes(tmp_path: Path) -> None:
         assert proc.returncode == 130
         assert "interrupted" in err.decode()
         assert "Traceback" not in err.decode()
-        with sqlite3.connect(journal) as db:
+        with contextlib.closing(sqlite3.connect(journal)) as db:
             done = {row[0] for row in db.execute("SELECT value FROM outcomes WHERE status = 'terminated'")}
         assert done <= set(fake.terminated["user_ids"])
         code, _, _ = await run(args, DEV)
@@ -339,3 +349,95 @@ async def test_demo_runs_and_accounts_for_everything() -> None:
     assert "Terminated 6,050 of 6,053 distinct inputs" in out
     assert "3 invalid input" in out
     assert "each once: yes" in out
+
+
+@pytest.fixture
+def sqlite_connections(monkeypatch: pytest.MonkeyPatch) -> list[sqlite3.Connection]:
+    """Every SQLite connection opened while the test runs, to check that each was closed."""
+    opened: list[sqlite3.Connection] = []
+    connect = sqlite3.connect
+
+    def tracking_connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        db: sqlite3.Connection = connect(*args, **kwargs)
+        opened.append(db)
+        return db
+
+    monkeypatch.setattr(sqlite3, "connect", tracking_connect)
+    return opened
+
+
+def is_closed(db: sqlite3.Connection) -> bool:
+    try:
+        db.execute("SELECT 1")
+    except sqlite3.ProgrammingError:  # "Cannot operate on a closed database."
+        return True
+    return False
+
+
+def run_in_process(
+    monkeypatch: pytest.MonkeyPatch, args: Sequence[str], env: dict[str, str]
+) -> tuple[int, str, list[str]]:
+    """Run the command here with only `env` of BOX_*; return its status, stderr and unclosed-resource warnings."""
+    for key in [key for key in os.environ if key.startswith("BOX_")]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    err = io.StringIO()
+    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stderr(err):
+        warnings.simplefilter("always")
+        code = main(args)
+        gc.collect()  # anything the command dropped unclosed warns now, inside this block
+    return code, err.getvalue(), [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+def test_journal_that_is_not_a_database_exits_2_and_is_closed(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sqlite_connections: list[sqlite3.Connection],
+) -> None:
+    """A --journal file that is not an SQLite database exits 2 and leaves its connection closed."""
+    journal = write(tmp_path / "notes.txt", ["these are notes, not a journal"] * 50)
+    code, err, unclosed = run_in_process(monkeypatch, ["terminate", "--user-id", "1", "--journal", journal], DEV)
+    assert code == 2
+    assert "--journal: cannot use" in err
+    assert len(sqlite_connections) == 1
+    assert is_closed(sqlite_connections[0])
+    assert unclosed == []
+
+
+def test_usage_error_after_journal_and_report_are_open_closes_both(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sqlite_connections: list[sqlite3.Connection],
+) -> None:
+    """A usage error found once the journal and the report file are open exits 2 and closes both."""
+    args = ["terminate", "--user-id", "1", "--journal", str(tmp_path / "journal.sqlite")]
+    args += ["--report", str(tmp_path / "report.jsonl"), "--base-url", "http://box.example.com"]
+    code, err, unclosed = run_in_process(monkeypatch, args, DEV)
+    assert code == 2
+    assert "plain http" in err
+    assert len(sqlite_connections) == 1
+    assert is_closed(sqlite_connections[0])
+    assert unclosed == []  # the report file
+
+
+@pytest.mark.parametrize(
+    ("extra_args", "env", "message"),
+    [
+        pytest.param(["--group-ids", "/nonexistent/groups.txt"], DEV, "cannot read", id="a-later-file-is-missing"),
+        pytest.param([], {}, "no credentials", id="no-credentials"),
+    ],
+)
+def test_usage_error_after_input_files_are_open_closes_them(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    extra_args: list[str],
+    env: dict[str, str],
+    message: str,
+) -> None:
+    """A usage error found once input files are open exits 2 and leaves none of them open."""
+    ids = write(tmp_path / "ids.txt", ["1", "2"])
+    code, err, unclosed = run_in_process(monkeypatch, ["terminate", "--user-ids", ids, *extra_args], env)
+    assert code == 2
+    assert message in err
+    assert unclosed == []

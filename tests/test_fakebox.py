@@ -21,7 +21,7 @@ from box_sessions import (
     RetryPolicy,
     ServerError,
 )
-from box_sessions.testing import DropConnection, FakeBox, FakeClock, Request
+from box_sessions.testing import ControlEndpoint, DropConnection, FakeBox, FakeClock, Request
 
 NO_RETRY = RetryPolicy(max_attempts=1)
 
@@ -31,7 +31,8 @@ def ccg(fake: FakeBox, **kwargs: str) -> CCGAuth:
 
 
 def post(path: str, body: bytes, token: str = "fake-developer-token") -> Request:
-    return Request("POST", path, {"authorization": f"Bearer {token}"}, body)
+    """A POST with a bearer token and a JSON body, as a client sends it."""
+    return Request("POST", path, {"authorization": f"Bearer {token}", "content-type": "application/json"}, body)
 
 
 async def test_accepts_and_records(fake_box: FakeBox) -> None:
@@ -78,6 +79,17 @@ async def test_rate_limit_answers_429_with_lower_case_integer_retry_after() -> N
     assert json.loads(statuses[2].body)["code"] == "rate_limit_exceeded"
     clock.advance(1.0)
     assert (await fake.handle(post("/2.0/groups/terminate_sessions", b'{"group_ids":["1"]}'))).status == 202
+
+
+async def test_rate_limit_set_on_a_live_fake_applies_at_once() -> None:
+    """Setting rate_limit and burst on a fake already answering limits its very next requests."""
+    fake = FakeBox(clock=FakeClock())
+    request = post("/2.0/groups/terminate_sessions", b'{"group_ids":["1"]}')
+    assert [(await fake.handle(request)).status for _ in range(3)] == [202, 202, 202]
+    fake.rate_limit = 60
+    fake.burst = 1
+    statuses = [(await fake.handle(request)).status for _ in range(2)]
+    assert statuses == [202, 429]
 
 
 async def test_fractional_retry_after_when_asked() -> None:
@@ -322,3 +334,74 @@ async def test_stats_endpoint_reports_counts() -> None:
     assert stats["status_counts"] == {"202": 2}
     assert stats["distinct_terminated"] == {"user_ids": 2, "user_logins": 0, "group_ids": 1}
     assert fake.requests == []  # record_requests=False keeps counts only
+
+
+CCG_FORM = {
+    "grant_type": "client_credentials",
+    "client_id": "fake-client-id",
+    "client_secret": "fake-client-secret",
+    "box_subject_type": "enterprise",
+    "box_subject_id": "1",
+}
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "expires_in"),
+    [pytest.param(3600.0, 3600, id="default"), pytest.param(2.5, 2, id="fraction-rounded-down")],
+)
+async def test_token_answer_expires_in_is_an_integer(lifetime: float, expires_in: int) -> None:
+    """The token answer's expires_in is an integer, as Box's specification says: whole seconds, rounded down."""
+    fake = FakeBox(token_lifetime=lifetime)
+    async with httpx.AsyncClient(transport=fake.transport(), base_url="https://api.box.com") as http:
+        response = await http.post("/oauth2/token", data=CCG_FORM)
+    assert response.status_code == 200
+    assert type(response.json()["expires_in"]) is int
+    assert response.json()["expires_in"] == expires_in
+
+
+async def test_served_token_answer_expires_in_is_an_integer() -> None:
+    """Over 127.0.0.1 the token answer's expires_in is written as a JSON integer (no decimal point)."""
+    fake = FakeBox()
+    async with fake.serve() as base_url, httpx.AsyncClient(base_url=base_url) as http:
+        response = await http.post("/oauth2/token", data=CCG_FORM)
+    assert b'"expires_in": 3600,' in response.content
+
+
+async def test_each_server_error_has_its_own_code_and_message() -> None:
+    """Injected 500, 502 and 503 answers each carry their own code and message, in Box's error shape."""
+    fake = FakeBox(error_rate=1.0, seed=5)
+    seen: dict[int, tuple[str, str]] = {}
+    async with httpx.AsyncClient(transport=fake.transport(), base_url="https://api.box.com") as http:
+        for _ in range(30):
+            response = await http.post(
+                "/2.0/groups/terminate_sessions",
+                json={"group_ids": ["1"]},
+                headers={"authorization": "Bearer fake-developer-token"},
+            )
+            body = response.json()
+            assert body["type"] == "error"
+            assert body["status"] == response.status_code
+            seen[response.status_code] = (body["code"], body["message"])
+    assert seen == {
+        500: ("internal_server_error", "Internal Server Error"),
+        502: ("bad_gateway", "Bad Gateway"),
+        503: ("unavailable", "Service Unavailable"),
+    }
+
+
+def test_control_endpoints_are_listed() -> None:
+    """FakeBox lists its own endpoints (method, path, description) for banners and docs."""
+    assert [(e.method, e.path) for e in FakeBox.control_endpoints] == [("GET", "/_fakebox/stats")]
+    assert all(isinstance(e, ControlEndpoint) for e in FakeBox.control_endpoints)
+    assert all(e.description for e in FakeBox.control_endpoints)
+
+
+async def test_every_listed_control_endpoint_answers_json() -> None:
+    """Every endpoint in control_endpoints answers 200 with JSON over 127.0.0.1."""
+    fake = FakeBox()
+    async with fake.serve() as base_url, httpx.AsyncClient(base_url=base_url) as http:
+        for endpoint in fake.control_endpoints:
+            response = await http.request(endpoint.method, endpoint.path)
+            assert response.status_code == 200, endpoint
+            assert response.headers["content-type"] == "application/json"
+            assert isinstance(response.json(), dict)

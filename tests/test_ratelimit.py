@@ -153,7 +153,7 @@ async def test_429_through_client_lowers_the_rate(respx_mock: respx.MockRouter, 
     respx_mock.post(USERS_URL).mock(side_effect=[box_error(429, retry_after="1"), accepted()])
     async with make_client(rate_limit=RateLimit(requests_per_minute=600)) as client:
         await client.session_termination.terminate_users_sessions(user_ids=["1"])
-        limiter = client._transport.limiter
+        limiter = client._transport.pacing.limiter
         assert limiter is not None
         assert limiter.rate == pytest.approx(5.0)
 

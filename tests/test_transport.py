@@ -209,18 +209,19 @@ async def test_deadline_cuts_a_series_of_backoffs(
     assert route.call_count == 4
 
 
-async def test_cooldown_past_deadline_raises_timeout(
+async def test_cooldown_past_deadline_raises_rate_limit_error(
     respx_mock: respx.MockRouter, make_client: MakeClient, clock: FakeClock
 ) -> None:
-    """A request that would wait out a cool-down past its deadline raises BoxTimeoutError unsent."""
+    """A request that would wait out a cool-down past its deadline raises RateLimitError unsent, with retry_after."""
     respx_mock.post(USERS_URL).mock(side_effect=[box_error(429, retry_after="100"), accepted()])
     groups = respx_mock.post(GROUPS_URL).mock(return_value=accepted())
     async with make_client(retry=RetryPolicy(total_timeout=200)) as a:
         await terminate(a)
         clock.advance(-100)
         a._transport.retry = RetryPolicy(total_timeout=50)
-        with pytest.raises(BoxTimeoutError, match="cooling down"):
+        with pytest.raises(RateLimitError, match=r"hold off for 100\.0 s more.*deadline; not sent") as caught:
             await a.session_termination.terminate_groups_sessions(group_ids=["9"])
+    assert caught.value.retry_after == pytest.approx(100.0)
     assert groups.call_count == 0
 
 

@@ -57,6 +57,7 @@ class Batcher:
         self._pending: Batch | None = None
         self._rejected: list[Failure] = []
         self._seen: dict[Field, SeenSet] = {f: SeenSet() for f in FIELDS}
+        self._seen_invalid: dict[Field, set[str]] = {f: set() for f in FIELDS}
         self.read = 0
         """Input values read so far."""
         self.duplicates = 0
@@ -83,10 +84,15 @@ class Batcher:
                     yield field, value
 
     def _accept(self, field: Field, raw: object) -> str | None:
-        """Normalise one value; a bad one is rejected, a duplicate counted. Returns the value to send."""
+        """Normalise one value; a bad one is rejected once, a duplicate counted. Returns the value to send."""
         try:
             value = normalise_login(raw, field) if field == "user_logins" else normalise_id(raw, field)
         except (TypeError, ValueError) as exc:
+            key = raw if isinstance(raw, str) else f"{type(raw).__name__}:{raw!r}"
+            if key in self._seen_invalid[field]:
+                self.duplicates += 1  # every distinct input ends in one place, a bad one too
+                return None
+            self._seen_invalid[field].add(key)
             error = exc if isinstance(exc, ValueError) else ValueError(str(exc))
             self._rejected.append(Failure(field, raw, error))
             return None

@@ -106,21 +106,24 @@ class SessionTerminationManager:
                 input at all, a batch size below 1); raised before anything is sent. Bad
                 values inside the inputs are not raised: they are reported.
             asyncio.CancelledError: the job was cancelled; nothing is left running.
+            Exception: whatever ``on_progress`` (or an input iterator) raised: the job stops
+                sending, in-flight batches are cancelled, and the report so far, with every batch
+                Box accepted, is attached to the exception as ``termination_report``.
         """
         job = self._job(user_ids, user_logins, group_ids, batch_size, max_concurrency, on_progress)
         clock = self._transport.clock
         started = clock.monotonic()
         report = TerminationReport()
-        async with contextlib.aclosing(job.results()) as results:
-            async for result in results:
-                report.add(result)
-        report.duplicates = job.duplicates
-        report.requests = job.observer.requests
-        report.retries = job.observer.retries
-        report.rate_limited = job.observer.rate_limited
-        report.stopped_by = job.stopped_by
-        report.elapsed = clock.monotonic() - started
-        return report
+        try:
+            async with contextlib.aclosing(job.results()) as results:
+                async for result in results:
+                    report.add(result)
+        except Exception as exc:
+            # on_progress (or an input iterator) raised: the job stopped sending; what Box accepted
+            # so far must not be lost with it.
+            _attach_report(exc, _finished(report, job, clock.monotonic() - started))
+            raise
+        return _finished(report, job, clock.monotonic() - started)
 
     def iter_terminate(
         self,
@@ -151,3 +154,21 @@ class SessionTerminationManager:
     ) -> BulkJob:
         batcher = Batcher(user_ids=user_ids, user_logins=user_logins, group_ids=group_ids, batch_size=batch_size)
         return BulkJob(self._transport, batcher, max_concurrency=max_concurrency, on_progress=on_progress)
+
+
+def _finished(report: TerminationReport, job: BulkJob, elapsed: float) -> TerminationReport:
+    report.duplicates = job.duplicates
+    report.requests = job.observer.requests
+    report.retries = job.observer.retries
+    report.rate_limited = job.observer.rate_limited
+    report.stopped_by = job.stopped_by
+    report.elapsed = elapsed
+    return report
+
+
+def _attach_report(error: Exception, report: TerminationReport) -> None:
+    """Make the report so far reachable from ``error`` as ``error.termination_report``."""
+    with contextlib.suppress(AttributeError, TypeError):  # an exception type with __slots__
+        error.termination_report = report  # type: ignore[attr-defined]
+        if hasattr(error, "add_note"):  # Python 3.11+
+            error.add_note("box_sessions: the report so far, with every batch Box accepted, is .termination_report")

@@ -127,7 +127,8 @@ class TerminationReport:
         retries: Retries made by the transport.
         rate_limited: Requests answered 429.
         elapsed: Seconds the job took.
-        stopped_by: The fatal error (403, or 401 after a fresh token) that stopped the job, if any.
+        stopped_by: The fatal error that stopped the job, if any: a 403, a 401 after a fresh token,
+            or `ClientClosedError` when the client was closed under the job.
         tally: The counts, per field and per kind of failure.
     """
 
@@ -143,8 +144,8 @@ class TerminationReport:
 
     @property
     def ok(self) -> bool:
-        """True when every distinct valid input was terminated (invalid inputs are listed in `failed`)."""
-        return self.stopped_by is None and all(isinstance(f.error, ValueError) for f in self.failed)
+        """True only when every distinct input was terminated: nothing failed, invalid input included."""
+        return self.stopped_by is None and not self.failed
 
     @property
     def terminated_count(self) -> int:

@@ -9,8 +9,9 @@ Every distinct input value ends in exactly one place of the report, ``terminated
 - a batch that still fails after the transport's retries fails with that error; the job goes on.
   The job's retry budget keeps a failing Box from being hammered: once spent, batches get one
   attempt each;
-- a 403, or a 401 after a fresh token, would fail every further request: the job stops sending,
-  fails every unsent value with that error, and still returns the report.
+- a 403, or a 401 after a fresh token, would fail every further request, and so would a client
+  that was closed (`BoxClient.aclose`) under the job: the job stops sending, fails every unsent
+  value with that error, and still returns the report.
 
 A new batch is read only when a slot is free, so a generator of a million ids is never held whole.
 """
@@ -28,9 +29,11 @@ from .._errors import (
     BadRequestError,
     BoxAPIError,
     BoxError,
+    ClientClosedError,
     NotFoundError,
     PermissionDeniedError,
 )
+from .._tasks import cancel_and_wait, finish
 from .._transport import CallObserver, RetryBudget, Transport
 from .._validation import check_positive_int
 from ._batching import Batch, Batcher
@@ -112,7 +115,7 @@ class BulkJob:
         try:
             path, body = request_of(kind, items)
             await send(self._transport, path, body, observer=self.observer, budget=self.budget)
-        except (PermissionDeniedError, AuthenticationError) as error:
+        except (PermissionDeniedError, AuthenticationError, ClientClosedError) as error:
             self._stop(error)
             return [], [Failure(f, v, error) for f, v in items]
         except BoxAPIError as error:
@@ -160,7 +163,12 @@ class BulkJob:
     # -- the loop --------------------------------------------------------------------------
 
     async def results(self) -> AsyncGenerator[BatchResult, None]:
-        """Run the job, yielding each batch's outcome as it completes."""
+        """Run the job, yielding each batch's outcome as it completes.
+
+        ``on_progress`` is called after the consumer has taken each result, so a callback that
+        raises never hides a batch Box already accepted.
+        """
+        self._transport.check_loop()
         tasks: set[asyncio.Task[BatchResult]] = set()
         exhausted = False
         try:
@@ -170,14 +178,14 @@ class BulkJob:
                     rejected = self._batcher.take_rejected()
                     if rejected:
                         invalid = self._result("invalid", [], rejected)
-                        await self._report_progress(invalid)
                         yield invalid
+                        await self._report_progress(invalid)
                     if batch is None:
                         exhausted = True
                     elif self._stop_error is not None:
                         unsent = self._result("unsent", [], [Failure(f, v, self._stop_error) for f, v in batch.items])
-                        await self._report_progress(unsent)
                         yield unsent
+                        await self._report_progress(unsent)
                     else:
                         self._sent += len(batch.items)
                         tasks.add(asyncio.ensure_future(self._run_batch(batch)))
@@ -186,15 +194,14 @@ class BulkJob:
                 done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     result = task.result()
-                    await self._report_progress(result)
                     yield result
+                    await self._report_progress(result)
         finally:
             await self._shutdown(tasks)
 
     async def _shutdown(self, tasks: set[asyncio.Task[BatchResult]]) -> None:
-        """Cancel what is in flight and close the inputs; leave no task behind."""
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
-        await self._batcher.aclose()
+        """Cancel what is in flight and close the inputs; leave no task behind, however often cancelled."""
+        try:
+            await cancel_and_wait(tasks)
+        finally:
+            await finish(self._batcher.aclose())

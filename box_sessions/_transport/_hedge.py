@@ -11,6 +11,8 @@ import collections
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from .._tasks import cancel_and_wait
+
 __all__ = ["HEDGE_MIN_DELAY", "LATENCY_MIN_SAMPLES", "LATENCY_WINDOW", "Hedger"]
 
 #: The delay is set by the answers of the last this many successful requests ...
@@ -71,6 +73,4 @@ class Hedger:
             assert first_error is not None  # noqa: S101 - every task failed, so one error exists
             raise first_error
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.wait(tasks)
+            await cancel_and_wait(tasks)  # the slower copy: its connection is closed

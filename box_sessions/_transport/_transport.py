@@ -21,14 +21,23 @@ import httpx
 
 from .._auth import BoxAuth
 from .._clock import Clock
-from .._errors import BoxAPIError, BoxError, BoxTimeoutError, error_from_response, with_note
+from .._errors import (
+    BoxAPIError,
+    BoxError,
+    BoxTimeoutError,
+    ClientClosedError,
+    error_from_response,
+    with_note,
+)
 from .._shared import Shared
-from ._cooldown import Cooldown
+from .._tasks import LoopBinding, time_limit
 from ._hedge import Hedger
 from ._httpx_errors import map_httpx_errors
+from ._pacing import Pacing
 from ._policy import RetryBudget, RetryPolicy, parse_retry_after
 from ._ratelimit import RateLimiter
 from ._retrying import Call, CallObserver, Final, run_attempts
+from ._wire import attempt_limit, cap_timeout, send_once
 
 __all__ = ["Transport"]
 
@@ -44,16 +53,9 @@ _FRESH_401_NOTE = (
 )
 
 
-def _cap_timeout(timeout: httpx.Timeout, remaining: float) -> httpx.Timeout:
-    def cap(value: float | None) -> float:
-        return remaining if value is None else min(value, remaining)
-
-    return httpx.Timeout(
-        connect=cap(timeout.connect),
-        read=cap(timeout.read),
-        write=cap(timeout.write),
-        pool=cap(timeout.pool),
-    )
+# Fields of a token request that are not secret; every other value is scrubbed from what the
+# answer's error keeps (client secret, refresh token, assertion).
+_PUBLIC_FORM_FIELDS = frozenset({"grant_type", "client_id", "box_subject_type", "box_subject_id"})
 
 
 class Transport:
@@ -78,12 +80,14 @@ class Transport:
         self.base_url = base_url
         self.retry = retry
         self.clock = clock
-        self.limiter = limiter
         self.as_user = as_user
         self.shared = shared
-        self.cooldown = Cooldown(clock)
+        self.pacing = Pacing(clock, limiter)
         self.hedger = Hedger()
-        self.token_url = base_url.copy_with(path="/oauth2/token")
+        # A gateway in front of Box (``https://gw.example.com/box``) serves the token endpoint too.
+        self.token_url = base_url.copy_with(path=base_url.path.rstrip("/") + "/oauth2/token")
+        self.closed = False
+        self._loop = LoopBinding()
         self._http = http_client
         self._timeout = timeout
         self._headers = dict(headers)
@@ -114,8 +118,21 @@ class Transport:
             BoxTimeoutError: every attempt timed out, or the deadline passed.
             BoxConnectionError: every attempt failed to connect.
         """
+        self.check_loop()
         url = self.base_url.copy_with(path=self.base_url.path.rstrip("/") + "/2.0" + path)
         return await self._call(url, json_body=body, form=None, hedge=hedge, observer=observer, budget=budget)
+
+    def check_loop(self) -> None:
+        """Refuse to run in an event loop other than the first one this client ran in.
+
+        httpx's connections belong to the loop that opened them; in another loop they fail at
+        random. Raises `RuntimeError` every time, so the mistake cannot pass by chance.
+        """
+        self._loop.check("this BoxClient", "create one client per event loop")
+
+    def close(self) -> None:
+        """Stop sending: every later attempt, and every wait that ends, raises `ClientClosedError`."""
+        self.closed = True
 
     async def _post_token_form(self, url: httpx.URL, form: Mapping[str, str]) -> httpx.Response:
         """POST a form to the token endpoint with the client's retries; the auth reads the answer."""
@@ -141,52 +158,46 @@ class Transport:
             deadline=None if total is None else self.clock.monotonic() + total,
             hedge=hedge,
         )
-        return await run_attempts(
-            self._attempt, call, policy=self.retry, clock=self.clock, rng=self._rng, cooldown=self.cooldown
-        )
+        # The deadline holds in wall-clock time too, whatever the server does: a server that drips
+        # one byte at a time defeats httpx's per-read timeouts, not this one.
+        try:
+            async with time_limit(total):
+                return await run_attempts(
+                    self._attempt,
+                    call,
+                    policy=self.retry,
+                    clock=self.clock,
+                    rng=self._rng,
+                    cooldown=self.pacing.cooldown,
+                )
+        except TimeoutError:
+            raise BoxTimeoutError(f"POST {url.path}: the call's deadline of {total:g} s passed") from None
 
     # -- one attempt -----------------------------------------------------------------------
 
     async def _attempt(self, call: Call) -> httpx.Response:
-        await self._await_cooldown(call)
-        await self._await_rate_limit(call)
-        await self._await_cooldown(call)  # a 429 may have started a cool-down while this one waited
-        response = await self._send_handling_auth(call)
+        self._check_open()
+        await self.pacing.before_send(call, max_retry_after=self.retry.max_retry_after)
+        self._check_open()
+        response, token = await self._send_handling_auth(call)
         if response.is_success:
+            self.pacing.on_answer(call, response.status_code, None)
             return response
-        error = self._error(response, token_endpoint=not call.authenticated)
-        if call.observer is not None and error.status == 429:
+        error = self._error(response, call, token)
+        self.pacing.on_answer(call, error.status, error.retry_after)
+        if error.status == 429 and call.observer is not None:
             call.observer.rate_limited += 1
         raise error
 
-    async def _await_cooldown(self, call: Call) -> None:
-        remaining = call.remaining(self.clock)
-        try:
-            await self.cooldown.wait(max_wait=remaining)
-        except TimeoutError as exc:
-            raise Final(
-                BoxTimeoutError(
-                    f"the client is cooling down for {exc.args[0]:.1f} s after a 429, longer than the "
-                    f"{remaining or 0:.1f} s left before this call's deadline"
-                )
-            ) from None
+    def _check_open(self) -> None:
+        if self.closed:
+            raise Final(ClientClosedError("the client was closed; this request was not sent"))
 
-    async def _await_rate_limit(self, call: Call) -> None:
-        if self.limiter is None or not call.authenticated:
-            return
-        remaining = call.remaining(self.clock)
-        try:
-            call.reserved_at = await self.limiter.acquire(max_wait=remaining)
-        except TimeoutError as exc:
-            raise Final(
-                BoxTimeoutError(
-                    f"the client's rate limit would hold this request for {exc.args[0]:.1f} s, longer than "
-                    f"the {remaining or 0:.1f} s left before this call's deadline"
-                )
-            ) from None
+    async def _send_handling_auth(self, call: Call) -> tuple[httpx.Response, str]:
+        """Send with the bearer token; after a 401, refresh the token once and send again.
 
-    async def _send_handling_auth(self, call: Call) -> httpx.Response:
-        """Send with the bearer token; after a 401, refresh the token once and send again."""
+        Returns the answer and the token it was sent with ("" for the token request).
+        """
         while True:
             headers = dict(self._headers)
             token, fetched = "", False
@@ -197,12 +208,12 @@ class Transport:
                     headers["As-User"] = self.as_user
             response = await self._send(call, headers)
             if response.status_code != 401 or not call.authenticated:
-                return response
+                return response, token
             if not self.auth.can_refresh:
-                raise self._error(response, token_endpoint=False, note=_DEVELOPER_401_NOTE)
+                raise self._error(response, call, token, note=_DEVELOPER_401_NOTE)
             if fetched or call.refreshed_after_401:
                 # A token that was just issued is refused: refreshing again would loop.
-                raise self._error(response, token_endpoint=False, note=_FRESH_401_NOTE)
+                raise self._error(response, call, token, note=_FRESH_401_NOTE)
             call.refreshed_after_401 = True
             self.auth.invalidate(token, self.token_url)
             logger.info("POST %s answered 401; refreshing the token once", call.url.path)
@@ -222,7 +233,7 @@ class Transport:
         if remaining is not None:
             if remaining <= 0:
                 raise Final(BoxTimeoutError("the call's deadline passed before the request could be sent"))
-            timeout = _cap_timeout(timeout, remaining)
+            timeout = cap_timeout(timeout, remaining)
         delay = self.hedger.delay if call.hedge and call.authenticated and self.retry.hedge else None
         with map_httpx_errors(f"POST {call.url.path}"):
             if delay is None:
@@ -238,33 +249,46 @@ class Transport:
                         delay,
                     ),
                 )
-        if self.limiter is not None and call.authenticated:
-            if response.status_code == 429:
-                self.limiter.on_rate_limited(call.reserved_at)
-            elif response.status_code < 500:
-                self.limiter.on_accepted()
         return response
 
     async def _post(self, call: Call, headers: dict[str, str], timeout: httpx.Timeout) -> httpx.Response:
-        """One request on the wire; raises httpx's exceptions."""
+        """One request on the wire, bounded as a whole by the attempt's time; raises httpx's exceptions."""
+        self._check_open()
         if call.observer is not None:
             call.observer.requests += 1
         started = self.clock.monotonic()
-        # Never follow a redirect: a caller's client may be set to, and a bearer token or a
-        # termination must not be sent anywhere Box did not name in the first place.
-        response = await self._http.post(
-            call.url, json=call.json_body, data=call.form, headers=headers, timeout=timeout, follow_redirects=False
+        request = self._http.build_request(
+            "POST", call.url, json=call.json_body, data=call.form, headers=headers, timeout=timeout
         )
+        remaining = call.remaining(self.clock)
+        limit = attempt_limit(self._timeout)
+        if remaining is not None:
+            limit = remaining if limit is None else min(limit, remaining)
+        try:
+            response = await send_once(self._http, request, limit=limit)
+        except httpx.HTTPError as exc:
+            if self.closed:
+                raise Final(ClientClosedError("the client was closed while this request was in flight")) from exc
+            raise
         if call.authenticated and response.is_success:
             self.hedger.record(self.clock.monotonic() - started)
         return response
 
     async def _second_copy(self, call: Call, headers: dict[str, str], timeout: httpx.Timeout) -> httpx.Response:
-        if self.limiter is not None:
-            await self.limiter.acquire()  # a second copy is a request like any other
+        if self.pacing.limiter is not None:
+            await self.pacing.limiter.acquire()  # a second copy is a request like any other
         return await self._post(call, headers, timeout)
 
-    def _error(self, response: httpx.Response, *, token_endpoint: bool, note: str | None = None) -> BoxAPIError:
-        retry_after = parse_retry_after(response.headers.get("retry-after"), now=self.clock.time())
-        error = error_from_response(response, retry_after=retry_after, token_endpoint=token_endpoint)
+    def _error(self, response: httpx.Response, call: Call, token: str, note: str | None = None) -> BoxAPIError:
+        error = error_of(response, call, token, now=self.clock.time())
         return with_note(error, note) if note else error
+
+
+def error_of(response: httpx.Response, call: Call, token: str, *, now: float) -> BoxAPIError:
+    """The typed error of an error answer, scrubbed of every secret its request carried."""
+    retry_after = parse_retry_after(response.headers.get("retry-after"), now=now)
+    form = call.form or {}
+    secrets = [token, *(value for key, value in form.items() if key not in _PUBLIC_FORM_FIELDS)]
+    return error_from_response(
+        response, retry_after=retry_after, token_endpoint=not call.authenticated, secrets=secrets
+    )

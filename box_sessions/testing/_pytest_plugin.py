@@ -1,7 +1,12 @@
 """The pytest plugin of box_sessions (entry point ``pytest11``): the ``fake_box`` fixture.
 
-Example test a user can copy::
+Example test a user can copy (the marker is pytest-asyncio's; with its ``asyncio_mode = "auto"``
+it can go)::
 
+    import pytest
+
+
+    @pytest.mark.asyncio
     async def test_offboarding_ends_sessions(fake_box):
         async with fake_box.client() as client:
             report = await client.session_termination.terminate(user_ids=["123", "456"])

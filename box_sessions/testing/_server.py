@@ -1,14 +1,16 @@
 """A small HTTP/1.1 server on 127.0.0.1 (asyncio + h11), for tests that need real sockets.
 
 A handler gets each request and returns a `Reply`, or raises `DropConnection` to close the
-socket without answering, or simply takes long (a stalled answer). No other dependency than
-h11, which always arrives with httpx.
+socket without answering, or simply takes long (a stalled answer). A request that is not valid
+HTTP/1.1 gets an answer from the server itself (400, or the status h11 names, such as 431), then
+the connection is closed. No other dependency than h11, which always arrives with httpx.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import http
 from collections.abc import Awaitable, Callable, Mapping
 
 import attrs
@@ -134,22 +136,38 @@ class LoopbackServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = h11.Connection(h11.SERVER)
         while True:
-            request = await self._read_request(conn, reader)
+            try:
+                request = await self._read_request(conn, reader)
+            except h11.RemoteProtocolError as exc:
+                await self._refuse(conn, writer, exc.error_status_hint)
+                return
             if request is None:
                 return
             reply = await self._run_handler(request, conn, reader)
             if reply is None:  # the client went away, or the server is stopping
                 return
-            headers = [(k.encode(), v.encode()) for k, v in reply.headers.items()]
-            headers.append((b"content-length", str(len(reply.body)).encode()))
-            data = conn.send(h11.Response(status_code=reply.status, headers=headers))
-            data += conn.send(h11.Data(data=reply.body)) if reply.body else b""
-            data += conn.send(h11.EndOfMessage())
-            writer.write(data)
-            await writer.drain()
+            await self._send(conn, writer, reply, head_only=request.method == "HEAD")
             if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
                 return
             conn.start_next_cycle()
+
+    @staticmethod
+    async def _send(conn: h11.Connection, writer: asyncio.StreamWriter, reply: Reply, *, head_only: bool) -> None:
+        headers = [(k.encode(), v.encode()) for k, v in reply.headers.items()]
+        headers.append((b"content-length", str(len(reply.body)).encode()))
+        data = conn.send(h11.Response(status_code=reply.status, headers=headers, reason=_reason(reply.status)))
+        if reply.body and not head_only:  # an answer to HEAD has the headers of the body, not the body
+            data += conn.send(h11.Data(data=reply.body))
+        data += conn.send(h11.EndOfMessage())
+        writer.write(data)
+        await writer.drain()
+
+    async def _refuse(self, conn: h11.Connection, writer: asyncio.StreamWriter, status: int) -> None:
+        """Answer a request that is not valid HTTP/1.1; the caller then closes the connection."""
+        # A request is only read while our side is IDLE or SEND_RESPONSE, where h11 lets us answer.
+        body = f"{status} {_reason(status).decode()}: not a valid HTTP/1.1 request\n".encode()
+        reply = Reply(status, body, {"content-type": "text/plain; charset=utf-8", "connection": "close"})
+        await self._send(conn, writer, reply, head_only=False)
 
     async def _run_handler(self, request: Request, conn: h11.Connection, reader: asyncio.StreamReader) -> Reply | None:
         """Run the handler while watching the socket: a client that hangs up cancels it.
@@ -199,11 +217,22 @@ class LoopbackServer:
                 if len(body) > _MAX_BODY:
                     raise DropConnection
             elif isinstance(event, h11.EndOfMessage) and head is not None:
+                # h11 admits only ASCII in the method, target and header names, but any byte but
+                # CR, LF and NUL in a header value: latin-1 maps each byte to one character (as
+                # WSGI does), so a value that is not UTF-8 reaches the handler instead of failing.
                 return Request(
-                    method=head.method.decode(),
-                    path=head.target.decode(),
-                    headers={k.decode().lower(): v.decode() for k, v in head.headers},
+                    method=head.method.decode("ascii"),
+                    path=head.target.decode("ascii"),
+                    headers={k.decode("ascii").lower(): v.decode("latin-1") for k, v in head.headers},
                     body=bytes(body),
                 )
             elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
                 return None
+
+
+def _reason(status: int) -> bytes:
+    """The reason phrase of ``status`` (``b""`` for a code http.HTTPStatus does not know)."""
+    try:
+        return http.HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""

@@ -1,0 +1,7 @@
+"""How the command ends: its exit statuses, and the usage error that ends it with status 2."""
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """A mistake in the command or its environment: one sentence on stderr, exit 2."""

@@ -1,0 +1,138 @@
+"""The ``terminate`` command: one bulk job run through the client, or planned and printed (``--dry-run``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable
+from typing import TextIO
+
+from .._client import DEFAULT_RATE_LIMIT, BoxClient
+from .._termination import Batcher, Failure
+from .._transport import RateLimit
+from ._credentials import auth_from_env
+from ._exit import EXIT_FAILED, EXIT_OK, UsageError
+from ._inputs import Inputs
+from ._journal import Journal
+from ._progress import ProgressDisplay
+from ._report_file import ReportFile
+from ._summary import Summary
+
+
+async def run_job(
+    client: BoxClient,
+    inputs: Inputs,
+    *,
+    batch_size: int,
+    max_concurrency: int,
+    journal: Journal | None,
+    report: ReportFile | None,
+    out: TextIO,
+    err: TextIO,
+) -> tuple[Summary, float]:
+    """Stream a bulk job through the client, writing journal, report and progress as batches complete."""
+    sources: dict[str, Iterable[str]] = dict(inputs.sources)
+    if journal is not None:
+
+        def on_skip(field: str, value: str) -> None:
+            if report is not None:
+                report.line({"field": field, "value": value, "status": "terminated", "error": None, "journal": True})
+
+        sources = {field: journal.skip_done(field, values, on_skip) for field, values in sources.items()}
+    display = ProgressDisplay(err, inputs.total)
+    summary = Summary()
+    started = time.monotonic()
+    results = client.session_termination.iter_terminate(
+        user_ids=sources.get("user_ids"),
+        user_logins=sources.get("user_logins"),
+        group_ids=sources.get("group_ids"),
+        batch_size=batch_size,
+        max_concurrency=max_concurrency,
+        on_progress=display,
+    )
+    try:
+        async with contextlib.aclosing(results):
+            async for result in results:
+                if journal is not None:
+                    journal.record(result)
+                if report is not None:
+                    report.record(result)
+                summary.add(result)
+    finally:
+        display.finish()
+    out.write(summary.text(time.monotonic() - started, journal.skipped if journal else 0) + "\n")
+    if summary.stopped_by is not None:
+        err.write(f"box-sessions: stopped early: {summary.stopped_by}\n")
+    return summary, time.monotonic() - started
+
+
+async def _dry_run(inputs: Inputs, batch_size: int, out: TextIO) -> int:
+    job = Batcher(
+        user_ids=inputs.sources.get("user_ids"),
+        user_logins=inputs.sources.get("user_logins"),
+        group_ids=inputs.sources.get("group_ids"),
+        batch_size=batch_size,
+    )
+    batches = ids = invalid = 0
+    async for planned in job.plan():
+        if isinstance(planned, Failure):
+            invalid += 1
+            out.write(json.dumps({"invalid": planned.to_dict()}) + "\n")
+            continue
+        path, body = planned
+        batches += 1
+        ids += sum(len(v) for v in body.values())
+        out.write(json.dumps({"batch": batches, "endpoint": f"/2.0{path}", "body": body}) + "\n")
+    out.write(
+        f"Dry run: {batches:,} batches, {ids:,} ids, {invalid:,} invalid, {job.duplicates:,} duplicates; "
+        "nothing sent.\n"
+    )
+    return EXIT_FAILED if invalid else EXIT_OK
+
+
+def _rate_limit(rate: float | None) -> RateLimit | None:
+    if rate is None:
+        return DEFAULT_RATE_LIMIT
+    if rate == 0:
+        return None
+    return RateLimit(requests_per_minute=rate, min_requests_per_minute=min(rate, 30.0))
+
+
+def cmd_terminate(args: argparse.Namespace) -> int:
+    """The ``terminate`` command: exit 0 when every input is terminated, 1 when some failed.
+
+    Whatever it opened (input files, journal, report file) is closed on every way out, a usage
+    error found after opening them included.
+    """
+    with contextlib.ExitStack() as opened:
+        inputs = opened.enter_context(contextlib.closing(Inputs.from_args(args)))
+        if args.dry_run:
+            return asyncio.run(_dry_run(inputs, args.batch_size, sys.stdout))
+        auth = auth_from_env(os.environ)
+        journal = opened.enter_context(contextlib.closing(Journal(args.journal))) if args.journal else None
+        report = opened.enter_context(contextlib.closing(ReportFile(args.report))) if args.report else None
+        try:
+            client = BoxClient(auth, base_url=args.base_url, rate_limit=_rate_limit(args.rate))
+        except (TypeError, ValueError) as exc:
+            raise UsageError(str(exc)) from None
+
+        async def run() -> int:
+            async with client:
+                summary, _ = await run_job(
+                    client,
+                    inputs,
+                    batch_size=args.batch_size,
+                    max_concurrency=args.max_concurrency,
+                    journal=journal,
+                    report=report,
+                    out=sys.stdout,
+                    err=sys.stderr,
+                )
+            return EXIT_FAILED if summary.tally.failed else EXIT_OK
+
+        return asyncio.run(run())

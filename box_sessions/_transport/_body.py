@@ -1,0 +1,47 @@
+"""Answers read only up to a limit: Box's answers are a few hundred bytes, a hostile one may be gigabytes.
+
+The body is streamed and read up to `MAX_ANSWER_BYTES`; the rest is never read, and the connection
+is closed instead of being reused. The status still decides success, and an error is built from the
+first bytes, so a flood changes nothing but what is quoted.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+__all__ = ["MAX_ANSWER_BYTES", "read_limited"]
+
+#: The most of an answer's body that is read: 1 MiB, about a thousand times Box's longest answer.
+MAX_ANSWER_BYTES = 1 << 20
+
+# Headers that describe the body as it came over the wire, not the bytes kept.
+_WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+async def read_limited(response: httpx.Response, limit: int = MAX_ANSWER_BYTES) -> httpx.Response:
+    """Read at most ``limit`` bytes of a streamed ``response``, close it, and return a response holding them.
+
+    Raises:
+        httpx.HTTPError: reading failed (the caller maps it).
+    """
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in response.aiter_bytes():
+            room = limit - size
+            chunks.append(chunk[:room])
+            size += min(len(chunk), room)
+            if size >= limit:
+                break
+    finally:
+        await response.aclose()
+    headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _WIRE_HEADERS]
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=b"".join(chunks),
+        request=response.request,
+        extensions={
+            key: response.extensions[key] for key in ("http_version", "reason_phrase") if key in response.extensions
+        },
+    )
