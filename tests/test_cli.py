@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import sqlite3
-import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,40 +25,7 @@ from box_sessions._cli import main
 from box_sessions._cli._progress import ProgressDisplay
 from box_sessions.testing import FakeBox
 
-DEV = {"BOX_DEVELOPER_TOKEN": "fake-developer-token"}
-
-
-def environment(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOX_")}
-    env.update(extra or {})
-    return env
-
-
-async def start(args: Sequence[str], env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "box_sessions",
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=environment(env),
-    )
-
-
-async def run(
-    args: Sequence[str], env: dict[str, str] | None = None, stdin: str = "", timeout: float = 120
-) -> tuple[int, str, str]:
-    proc = await start(args, env)
-    out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), timeout)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
-def write(path: Path, lines: Sequence[object]) -> str:
-    path.write_text("".join(f"{line}\n" for line in lines))
-    return str(path)
+from .cli_process import DEV, run, start, write
 
 
 async def test_version() -> None:
