@@ -19,8 +19,8 @@ from .._client import BoxClient
 from .._termination import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CONCURRENCY
 from .._version import __version__
 from ._exit import EXIT_FAILED, EXIT_OK
-from ._inputs import Inputs, open_input, read_lines
-from ._terminate import run_job
+from ._inputs import Inputs, read_value_file
+from ._terminate import print_summary, run_job
 
 if TYPE_CHECKING:
     from ..testing import FakeBox
@@ -30,7 +30,7 @@ def _fake_box(args: argparse.Namespace) -> FakeBox:
     from ..testing import FakeBox  # noqa: PLC0415 - only these commands need the fake
 
     def known(path: str | None) -> list[str] | None:
-        return None if path is None else list(read_lines(open_input(path, "--known-*")))
+        return None if path is None else read_value_file(path, "--known-*")
 
     return FakeBox(
         users=known(args.known_users),
@@ -79,7 +79,7 @@ def _demo_inputs(seed: int) -> Inputs:
     user_ids += [*user_ids[:20], "not-an-id", "12x"]  # duplicates and bad input, as in real lists
     logins.append("no-at-sign")
     total = len(user_ids) + len(logins) + len(groups)
-    return Inputs({"user_ids": user_ids, "user_logins": logins, "group_ids": groups}, total)
+    return Inputs({"user_ids": user_ids, "user_logins": logins, "group_ids": groups}, total, digest=None)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -110,16 +110,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
             )
             auth = CCGAuth(client_id=fake.client_id, client_secret=fake.client_secret, enterprise_id="1")
             async with BoxClient(auth, base_url=base_url, timeout=2.0) as client:
-                summary, _ = await run_job(
+                summary = await run_job(
                     client,
                     _demo_inputs(args.seed),
                     batch_size=DEFAULT_BATCH_SIZE,
                     max_concurrency=DEFAULT_MAX_CONCURRENCY,
                     journal=None,
                     report=None,
-                    out=out,
                     err=sys.stderr,
                 )
+            print_summary(summary, out, sys.stderr)
         counts = fake.status_counts
         five_xx = sum(n for status, n in counts.items() if status >= 500)
         out.write(

@@ -44,9 +44,9 @@ class Journal:
         ).fetchone()
         return row is not None
 
-    def skip_done(self, field: str, values: Iterable[str], on_skip: Callable[[str, str], None]) -> Iterator[str]:
+    def skip_done(self, field: str, values: Iterable[object], on_skip: Callable[[str, str], None]) -> Iterator[object]:
         for value in values:
-            if self.is_done(field, value):
+            if isinstance(value, str) and self.is_done(field, value):
                 self.skipped += 1
                 on_skip(field, value)
             else:

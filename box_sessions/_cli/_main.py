@@ -59,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="terminate the sessions of the given users and groups",
         description=(
             "Terminate sessions in bulk. Credentials come from the environment: BOX_DEVELOPER_TOKEN, or "
-            "BOX_CLIENT_ID + BOX_CLIENT_SECRET + BOX_ENTERPRISE_ID (or BOX_USER_ID). Input files hold one "
-            "value per line ('-' for stdin); blank lines and # comments are ignored. Exit status: 0 all "
+            "BOX_CLIENT_ID + BOX_CLIENT_SECRET + BOX_ENTERPRISE_ID (or BOX_USER_ID). Input files are UTF-8 and "
+            "hold one value per line ('-' for stdin); blank lines and # comments are ignored. Exit status: 0 all "
             "terminated, 1 some failed, 2 usage or credential error, 130 interrupted."
         ),
     )
@@ -69,6 +69,23 @@ def build_parser() -> argparse.ArgumentParser:
     term.add_argument("--user-id", action="append", default=[], metavar="ID", help="a user id (repeatable)")
     term.add_argument("--user-login", action="append", default=[], metavar="LOGIN", help="a user login (repeatable)")
     term.add_argument("--group-id", action="append", default=[], metavar="ID", help="a group id (repeatable)")
+    term.add_argument(
+        "--bulk-file",
+        "--bulk-file-path",
+        dest="bulk_file",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="a Box CLI bulk file: CSV with a header row, or JSON (.json); columns user_ids, user_logins, group_ids",
+    )
+    term.add_argument(
+        "--column",
+        metavar="FIELD=HEADER",
+        action="append",
+        default=[],
+        help="read FIELD (user_ids, user_logins, group_ids) from the bulk files' column HEADER (repeatable)",
+    )
+    term.add_argument("--allow-empty", action="store_true", help="inputs without any value are not an error")
     term.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE, help="ids per request (100)")
     term.add_argument(
         "--max-concurrency", type=_positive_int, default=DEFAULT_MAX_CONCURRENCY, help="batches in flight (16)"

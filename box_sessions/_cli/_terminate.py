@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import TextIO
 
 from .._client import DEFAULT_RATE_LIMIT, BoxClient
-from .._termination import Batcher, Failure
+from .._termination import Batcher, Failure, Field
 from .._transport import RateLimit
 from ._credentials import auth_from_env
 from ._exit import EXIT_FAILED, EXIT_OK, UsageError
@@ -32,11 +32,10 @@ async def run_job(
     max_concurrency: int,
     journal: Journal | None,
     report: ReportFile | None,
-    out: TextIO,
     err: TextIO,
-) -> tuple[Summary, float]:
+) -> Summary:
     """Stream a bulk job through the client, writing journal, report and progress as batches complete."""
-    sources: dict[str, Iterable[str]] = dict(inputs.sources)
+    sources: dict[Field, Iterable[object]] = dict(inputs.sources)
     if journal is not None:
 
         def on_skip(field: str, value: str) -> None:
@@ -45,7 +44,7 @@ async def run_job(
 
         sources = {field: journal.skip_done(field, values, on_skip) for field, values in sources.items()}
     display = ProgressDisplay(err, inputs.total)
-    summary = Summary()
+    summary = Summary(skipped=lambda: journal.skipped if journal else 0)
     started = time.monotonic()
     results = client.session_termination.iter_terminate(
         user_ids=sources.get("user_ids"),
@@ -65,10 +64,15 @@ async def run_job(
                 summary.add(result)
     finally:
         display.finish()
-    out.write(summary.text(time.monotonic() - started, journal.skipped if journal else 0) + "\n")
+        summary.elapsed = time.monotonic() - started
+    return summary
+
+
+def print_summary(summary: Summary, out: TextIO, err: TextIO) -> None:
+    """The summary paragraph on ``out``; why the job stopped early, if it did, on ``err``."""
+    out.write(summary.text() + "\n")
     if summary.stopped_by is not None:
         err.write(f"box-sessions: stopped early: {summary.stopped_by}\n")
-    return summary, time.monotonic() - started
 
 
 async def _dry_run(inputs: Inputs, batch_size: int, out: TextIO) -> int:
@@ -110,7 +114,7 @@ def cmd_terminate(args: argparse.Namespace) -> int:
     error found after opening them included.
     """
     with contextlib.ExitStack() as opened:
-        inputs = opened.enter_context(contextlib.closing(Inputs.from_args(args)))
+        inputs = opened.enter_context(contextlib.closing(Inputs.from_args(args, spool_stdin=bool(args.journal))))
         if args.dry_run:
             return asyncio.run(_dry_run(inputs, args.batch_size, sys.stdout))
         auth = auth_from_env(os.environ)
@@ -121,18 +125,21 @@ def cmd_terminate(args: argparse.Namespace) -> int:
         except (TypeError, ValueError) as exc:
             raise UsageError(str(exc)) from None
 
-        async def run() -> int:
+        async def run() -> Summary:
             async with client:
-                summary, _ = await run_job(
+                return await run_job(
                     client,
                     inputs,
                     batch_size=args.batch_size,
                     max_concurrency=args.max_concurrency,
                     journal=journal,
                     report=report,
-                    out=sys.stdout,
                     err=sys.stderr,
                 )
-            return EXIT_FAILED if summary.tally.failed else EXIT_OK
 
-        return asyncio.run(run())
+        summary = asyncio.run(run())
+        if summary.last is None and inputs.total is None and not args.allow_empty:
+            # Stdin streamed no value at all (files are checked before anything is sent).
+            raise UsageError("stdin held no value to terminate; pass --allow-empty to let an empty job succeed")
+        print_summary(summary, sys.stdout, sys.stderr)
+        return EXIT_FAILED if summary.tally.failed else EXIT_OK
