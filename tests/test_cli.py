@@ -265,7 +265,8 @@ async def test_journal_resume_after_kill(tmp_path: Path) -> None:
     resent = {v for r in second_run for v in r.body["user_ids"]} & done
     assert resent == set()
     assert set(fake.terminated["user_ids"]) == set(ids)
-    assert f"{len(done):,} already terminated by an earlier run (journal)" in out
+    assert f"{len(done):,} more already terminated by an earlier run of this job (journal)" in out
+    assert f"{len(ids):,} terminated in all" in out
 
 
 async def test_ctrl_c_stops_cleanly_and_resumes(tmp_path: Path) -> None:
@@ -371,20 +372,20 @@ def test_journal_that_is_not_a_database_exits_2_and_is_closed(
     assert unclosed == []
 
 
-def test_usage_error_after_journal_and_report_are_open_closes_both(
+def test_usage_error_after_the_journal_is_open_closes_it(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     sqlite_connections: list[sqlite3.Connection],
 ) -> None:
-    """A usage error found once the journal and the report file are open exits 2 and closes both."""
+    """A usage error found once the journal is open (a report that cannot be created) exits 2 and closes it."""
     args = ["terminate", "--user-id", "1", "--journal", str(tmp_path / "journal.sqlite")]
-    args += ["--report", str(tmp_path / "report.jsonl"), "--base-url", "http://box.example.com"]
+    args += ["--report", str(tmp_path / "missing" / "report.jsonl"), "--base-url", "http://127.0.0.1:9"]
     code, err, unclosed = run_in_process(monkeypatch, args, DEV)
     assert code == 2
-    assert "plain http" in err
+    assert "--report: cannot write" in err
     assert len(sqlite_connections) == 1
     assert is_closed(sqlite_connections[0])
-    assert unclosed == []  # the report file
+    assert unclosed == []
 
 
 @pytest.mark.parametrize(

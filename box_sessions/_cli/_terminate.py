@@ -9,16 +9,17 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TextIO
 
 from .._client import DEFAULT_RATE_LIMIT, BoxClient
 from .._termination import Batcher, Failure, Field
 from .._transport import RateLimit
-from ._credentials import auth_from_env
+from .._validation import check_secure_url
+from ._credentials import credentials_from_env
 from ._exit import EXIT_FAILED, EXIT_OK, UsageError
 from ._inputs import Inputs
-from ._journal import Journal
+from ._journal import JobIdentity, Journal
 from ._progress import ProgressDisplay
 from ._report_file import ReportFile
 from ._summary import Summary
@@ -36,15 +37,15 @@ async def run_job(
 ) -> Summary:
     """Stream a bulk job through the client, writing journal, report and progress as batches complete."""
     sources: dict[Field, Iterable[object]] = dict(inputs.sources)
-    if journal is not None:
-
-        def on_skip(field: str, value: str) -> None:
-            if report is not None:
-                report.line({"field": field, "value": value, "status": "terminated", "error": None, "journal": True})
-
-        sources = {field: journal.skip_done(field, values, on_skip) for field, values in sources.items()}
     display = ProgressDisplay(err, inputs.total)
-    summary = Summary(skipped=lambda: journal.skipped if journal else 0)
+    if journal is not None:
+        sources = {
+            field: journal.skip_done(field, values, _on_skip(report, display)) for field, values in sources.items()
+        }
+        display = ProgressDisplay(
+            err, inputs.total, skipped=lambda: journal.skipped.total() + journal.skipped_duplicates
+        )
+    summary = Summary()
     started = time.monotonic()
     results = client.session_termination.iter_terminate(
         user_ids=sources.get("user_ids"),
@@ -65,7 +66,20 @@ async def run_job(
     finally:
         display.finish()
         summary.elapsed = time.monotonic() - started
+        if journal is not None:
+            summary.skipped, summary.skipped_duplicates = journal.skipped.copy(), journal.skipped_duplicates
     return summary
+
+
+def _on_skip(report: ReportFile | None, display: ProgressDisplay) -> Callable[[str, str], None]:
+    """What to do for each value the journal skips: one report row (its only one), and the progress."""
+
+    def on_skip(field: str, value: str) -> None:
+        if report is not None:
+            report.line({"field": field, "value": value, "status": "terminated", "error": None, "journal": True})
+        display.tick()
+
+    return on_skip
 
 
 def print_summary(summary: Summary, out: TextIO, err: TextIO) -> None:
@@ -99,6 +113,14 @@ async def _dry_run(inputs: Inputs, batch_size: int, out: TextIO) -> int:
     return EXIT_FAILED if invalid else EXIT_OK
 
 
+def _base_url(text: str) -> str:
+    """The API host, checked as the client checks it, in the one spelling a journal records."""
+    try:
+        return str(check_secure_url(text, "--base-url")).rstrip("/")
+    except (TypeError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _rate_limit(rate: float | None) -> RateLimit | None:
     if rate is None:
         return DEFAULT_RATE_LIMIT
@@ -117,13 +139,15 @@ def cmd_terminate(args: argparse.Namespace) -> int:
         inputs = opened.enter_context(contextlib.closing(Inputs.from_args(args, spool_stdin=bool(args.journal))))
         if args.dry_run:
             return asyncio.run(_dry_run(inputs, args.batch_size, sys.stdout))
-        auth = auth_from_env(os.environ)
-        journal = opened.enter_context(contextlib.closing(Journal(args.journal))) if args.journal else None
+        credentials = credentials_from_env(os.environ)
+        base_url = _base_url(args.base_url)
+        journal = None
+        if args.journal:
+            assert inputs.digest is not None  # noqa: S101 - with a journal, stdin is spooled and hashed too
+            job = JobIdentity(inputs=inputs.digest, base_url=base_url, credentials=credentials.subject)
+            journal = opened.enter_context(contextlib.closing(Journal(args.journal, job)))
         report = opened.enter_context(contextlib.closing(ReportFile(args.report))) if args.report else None
-        try:
-            client = BoxClient(auth, base_url=args.base_url, rate_limit=_rate_limit(args.rate))
-        except (TypeError, ValueError) as exc:
-            raise UsageError(str(exc)) from None
+        client = BoxClient(credentials.auth, base_url=base_url, rate_limit=_rate_limit(args.rate))
 
         async def run() -> Summary:
             async with client:
