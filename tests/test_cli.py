@@ -372,20 +372,20 @@ def test_journal_that_is_not_a_database_exits_2_and_is_closed(
     assert unclosed == []
 
 
-def test_usage_error_after_the_journal_is_open_closes_it(
+def test_usage_error_after_journal_and_report_are_open_closes_both(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     sqlite_connections: list[sqlite3.Connection],
 ) -> None:
-    """A usage error found once the journal is open (a report that cannot be created) exits 2 and closes it."""
+    """A usage error found once the journal and the report file are open (a full disk) exits 2 and closes both."""
     args = ["terminate", "--user-id", "1", "--journal", str(tmp_path / "journal.sqlite")]
-    args += ["--report", str(tmp_path / "missing" / "report.jsonl"), "--base-url", "http://127.0.0.1:9"]
+    args += ["--report", "/dev/full", "--base-url", "http://127.0.0.1:9"]
     code, err, unclosed = run_in_process(monkeypatch, args, DEV)
     assert code == 2
-    assert "--report: cannot write" in err
+    assert "--report: cannot write '/dev/full'" in err
     assert len(sqlite_connections) == 1
     assert is_closed(sqlite_connections[0])
-    assert unclosed == []
+    assert unclosed == []  # the report file
 
 
 @pytest.mark.parametrize(

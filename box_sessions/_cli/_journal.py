@@ -120,6 +120,10 @@ class Journal:
         """Repeats of skipped values, dropped as duplicates."""
         self._seen: collections.defaultdict[str, SeenSet] = collections.defaultdict(SeenSet)
 
+    def skipped_values(self) -> int:
+        """Values skipped so far, repeats included."""
+        return self.skipped.total() + self.skipped_duplicates
+
     def _done_before(self, field: str, value: str) -> bool:
         row = self._db.execute(
             "SELECT 1 FROM outcomes WHERE field = ? AND value = ? AND status = 'terminated' AND run < ?",

@@ -7,6 +7,7 @@ Secrets come from the environment only, never from flags.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -91,10 +92,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-concurrency", type=_positive_int, default=DEFAULT_MAX_CONCURRENCY, help="batches in flight (16)"
     )
     term.add_argument("--rate", type=_non_negative, metavar="PER_MINUTE", help="requests a minute (1000; 0: no pacing)")
-    term.add_argument("--base-url", default=DEFAULT_BASE_URL, help=f"API host ({DEFAULT_BASE_URL})")
+    term.add_argument(
+        "--base-url",
+        default=os.environ.get("BOX_BASE_URL", "").strip() or DEFAULT_BASE_URL,
+        help=f"API host (BOX_BASE_URL, else {DEFAULT_BASE_URL})",
+    )
     term.add_argument("--dry-run", action="store_true", help="print the batches that would be sent; send nothing")
-    term.add_argument("--report", metavar="FILE", help="write one JSON line per input value as batches complete")
-    term.add_argument("--journal", metavar="FILE", help="SQLite journal: a rerun skips what is done")
+    term.add_argument(
+        "--report", metavar="FILE", help="write one JSON line per input value as batches complete ('-': stdout)"
+    )
+    term.add_argument(
+        "--journal", metavar="FILE", help="SQLite journal of this job: running the same job again resumes it"
+    )
+    term.add_argument("--json", action="store_true", help="end with one JSON object on stdout instead of the summary")
     term.set_defaults(func=cmd_terminate)
 
     for name, help_text in (

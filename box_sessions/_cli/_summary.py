@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import collections
+from typing import Any
 
 import attrs
 
-from .._termination import BatchResult, Progress, Tally, summary_text
+from .._termination import FIELDS, BatchResult, Progress, Tally, summary_text
+from ._exit import UsageError
 
 __all__ = ["Summary"]
 
@@ -25,6 +27,7 @@ class Summary:
         skipped: Values an earlier run of the job terminated (per the journal), not sent again, per field.
         skipped_duplicates: Repeats of those values, dropped as duplicates.
         elapsed: Seconds the job ran.
+        output_error: Why the job stopped when its journal or report could not be written any more.
     """
 
     tally: Tally = attrs.field(factory=Tally)
@@ -33,6 +36,7 @@ class Summary:
     skipped: collections.Counter[str] = attrs.field(factory=collections.Counter)
     skipped_duplicates: int = 0
     elapsed: float = 0.0
+    output_error: UsageError | None = None
 
     def add(self, result: BatchResult) -> None:
         """Fold one batch's outcome in."""
@@ -63,3 +67,27 @@ class Summary:
                 f"{sum(self.tally.terminated.values()) + skipped:,} terminated in all."
             )
         return text
+
+    @property
+    def ok(self) -> bool:
+        """True when the job ran to its end and every distinct input is terminated."""
+        return self.stopped_by is None and self.output_error is None and not self.tally.failed
+
+    def to_json(self) -> dict[str, Any]:
+        """The summary as one JSON object (``--json``): counts per field and per kind of failure."""
+        p = self.last or _NOTHING_YET
+        stopped = self.output_error or self.stopped_by
+        return {
+            "ok": self.ok,
+            "terminated": {field: self.tally.terminated[field] for field in FIELDS},
+            "already_terminated": {field: self.skipped[field] for field in FIELDS},
+            "failed": self.tally.failed,
+            "failures": dict(self.tally.failure_kinds),
+            "failure_samples": dict(self.tally.samples),
+            "duplicates": self.duplicates,
+            "requests": p.requests,
+            "retries": p.retries,
+            "rate_limited": p.rate_limited,
+            "elapsed_seconds": round(self.elapsed, 3),
+            "stopped_by": None if stopped is None else str(stopped),
+        }

@@ -24,6 +24,8 @@ from ._progress import ProgressDisplay
 from ._report_file import ReportFile
 from ._summary import Summary
 
+__all__ = ["cmd_terminate", "exit_status", "print_summary", "run_job"]
+
 
 async def run_job(
     client: BoxClient,
@@ -35,16 +37,16 @@ async def run_job(
     report: ReportFile | None,
     err: TextIO,
 ) -> Summary:
-    """Stream a bulk job through the client, writing journal, report and progress as batches complete."""
+    """Stream a bulk job through the client, writing journal, report and progress as batches complete.
+
+    A journal or report that cannot be written any more stops the job (the batches in flight are
+    cancelled) and is returned as the summary's ``output_error``.
+    """
     sources: dict[Field, Iterable[object]] = dict(inputs.sources)
-    display = ProgressDisplay(err, inputs.total)
+    display = ProgressDisplay(err, inputs.total, skipped=journal.skipped_values if journal else lambda: 0)
     if journal is not None:
-        sources = {
-            field: journal.skip_done(field, values, _on_skip(report, display)) for field, values in sources.items()
-        }
-        display = ProgressDisplay(
-            err, inputs.total, skipped=lambda: journal.skipped.total() + journal.skipped_duplicates
-        )
+        on_skip = _on_skip(report, display)
+        sources = {field: journal.skip_done(field, values, on_skip) for field, values in sources.items()}
     summary = Summary()
     started = time.monotonic()
     results = client.session_termination.iter_terminate(
@@ -56,13 +58,17 @@ async def run_job(
         on_progress=display,
     )
     try:
-        async with contextlib.aclosing(results):
+        async with contextlib.aclosing(results):  # leaving early cancels the batches in flight
             async for result in results:
                 if journal is not None:
                     journal.record(result)
                 if report is not None:
                     report.record(result)
                 summary.add(result)
+        if report is not None:
+            report.flush()  # the rows of skipped values, when no batch came after them
+    except UsageError as exc:  # the journal or the report cannot be written any more
+        summary.output_error = exc
     finally:
         display.finish()
         summary.elapsed = time.monotonic() - started
@@ -72,7 +78,7 @@ async def run_job(
 
 
 def _on_skip(report: ReportFile | None, display: ProgressDisplay) -> Callable[[str, str], None]:
-    """What to do for each value the journal skips: one report row (its only one), and the progress."""
+    """What to do for each value the journal skips: its one report row, and the progress."""
 
     def on_skip(field: str, value: str) -> None:
         if report is not None:
@@ -82,14 +88,20 @@ def _on_skip(report: ReportFile | None, display: ProgressDisplay) -> Callable[[s
     return on_skip
 
 
-def print_summary(summary: Summary, out: TextIO, err: TextIO) -> None:
-    """The summary paragraph on ``out``; why the job stopped early, if it did, on ``err``."""
-    out.write(summary.text() + "\n")
+def print_summary(summary: Summary, out: TextIO, err: TextIO, *, as_json: bool = False) -> None:
+    """The summary on ``out``, as a paragraph or as one JSON object; why the job stopped early on ``err``."""
+    out.write((json.dumps(summary.to_json()) if as_json else summary.text()) + "\n")
+    out.flush()
     if summary.stopped_by is not None:
         err.write(f"box-sessions: stopped early: {summary.stopped_by}\n")
 
 
-async def _dry_run(inputs: Inputs, batch_size: int, out: TextIO) -> int:
+def exit_status(summary: Summary) -> int:
+    """0 when the job ran to its end and every input was terminated, 1 otherwise."""
+    return EXIT_OK if summary.ok else EXIT_FAILED
+
+
+async def _dry_run(inputs: Inputs, batch_size: int, out: TextIO, *, as_json: bool) -> int:
     job = Batcher(
         user_ids=inputs.sources.get("user_ids"),
         user_logins=inputs.sources.get("user_logins"),
@@ -106,10 +118,14 @@ async def _dry_run(inputs: Inputs, batch_size: int, out: TextIO) -> int:
         batches += 1
         ids += sum(len(v) for v in body.values())
         out.write(json.dumps({"batch": batches, "endpoint": f"/2.0{path}", "body": body}) + "\n")
-    out.write(
-        f"Dry run: {batches:,} batches, {ids:,} ids, {invalid:,} invalid, {job.duplicates:,} duplicates; "
-        "nothing sent.\n"
-    )
+    if as_json:
+        counts = {"batches": batches, "ids": ids, "invalid": invalid, "duplicates": job.duplicates}
+        out.write(json.dumps({"dry_run": True, "ok": not invalid, **counts}) + "\n")
+    else:
+        out.write(
+            f"Dry run: {batches:,} batches, {ids:,} ids, {invalid:,} invalid, {job.duplicates:,} duplicates; "
+            "nothing sent.\n"
+        )
     return EXIT_FAILED if invalid else EXIT_OK
 
 
@@ -132,13 +148,14 @@ def _rate_limit(rate: float | None) -> RateLimit | None:
 def cmd_terminate(args: argparse.Namespace) -> int:
     """The ``terminate`` command: exit 0 when every input is terminated, 1 when some failed.
 
-    Whatever it opened (input files, journal, report file) is closed on every way out, a usage
-    error found after opening them included.
+    Everything a user can get wrong (inputs, credentials, base URL, journal, report file) is
+    checked before the first request. Whatever it opened is closed on every way out, a usage
+    error found after opening it included.
     """
     with contextlib.ExitStack() as opened:
         inputs = opened.enter_context(contextlib.closing(Inputs.from_args(args, spool_stdin=bool(args.journal))))
         if args.dry_run:
-            return asyncio.run(_dry_run(inputs, args.batch_size, sys.stdout))
+            return asyncio.run(_dry_run(inputs, args.batch_size, sys.stdout, as_json=args.json))
         credentials = credentials_from_env(os.environ)
         base_url = _base_url(args.base_url)
         journal = None
@@ -165,5 +182,9 @@ def cmd_terminate(args: argparse.Namespace) -> int:
         if summary.last is None and inputs.total is None and not args.allow_empty:
             # Stdin streamed no value at all (files are checked before anything is sent).
             raise UsageError("stdin held no value to terminate; pass --allow-empty to let an empty job succeed")
-        print_summary(summary, sys.stdout, sys.stderr)
-        return EXIT_FAILED if summary.tally.failed else EXIT_OK
+        # With the report on stdout the paragraph goes to stderr; the JSON summary stays a pipeline's last line.
+        out = sys.stderr if report is not None and report.to_stdout and not args.json else sys.stdout
+        print_summary(summary, out, sys.stderr, as_json=args.json)
+        if summary.output_error is not None:
+            raise summary.output_error
+        return exit_status(summary)
