@@ -1,6 +1,7 @@
 """The command's entry point: parse the arguments, run the command, map its errors to exit statuses.
 
-Exit codes: 0 every input terminated, 1 some failed, 2 usage or credential error, 130 interrupted.
+Exit codes: 0 every input terminated, 1 some failed, 2 usage or credential error (Box refusing the
+credentials included), 130 interrupted by Ctrl-C, 143 by SIGTERM.
 Secrets come from the environment only, never from flags.
 """
 
@@ -14,8 +15,9 @@ from collections.abc import Sequence
 from .._client import DEFAULT_BASE_URL
 from .._termination import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CONCURRENCY
 from .._version import __version__
-from ._exit import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
+from ._exit import EXIT_INTERRUPTED, EXIT_USAGE, INTERRUPTED, UsageError
 from ._fake import cmd_demo, cmd_fake_server
+from ._signals import Interrupted
 from ._terminate import cmd_terminate
 
 
@@ -62,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Terminate sessions in bulk. Credentials come from the environment: BOX_DEVELOPER_TOKEN, or "
             "BOX_CLIENT_ID + BOX_CLIENT_SECRET + BOX_ENTERPRISE_ID (or BOX_USER_ID). Input files are UTF-8 and "
             "hold one value per line ('-' for stdin); blank lines and # comments are ignored. Exit status: 0 all "
-            "terminated, 1 some failed, 2 usage or credential error, 130 interrupted."
+            "terminated, 1 some failed, 2 usage or credential error, 130 Ctrl-C, 143 SIGTERM."
         ),
     )
     for field, noun in (("user-ids", "user ids"), ("user-logins", "user logins"), ("group-ids", "group ids")):
@@ -143,9 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"box-sessions: {exc}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
-        sys.stderr.write(
-            "box-sessions: interrupted; batches that completed are recorded. Run the same command with "
-            "the same --journal to resume.\n"
-        )
+        sys.stderr.write(f"box-sessions: {INTERRUPTED.format('SIGINT')}\n")
         return EXIT_INTERRUPTED
+    except Interrupted as exc:
+        sys.stderr.write(f"box-sessions: {INTERRUPTED.format(exc)}\n")
+        return 128 + exc.signum
     return status

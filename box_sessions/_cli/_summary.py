@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import signal
 from typing import Any
 
 import attrs
@@ -28,6 +29,7 @@ class Summary:
         skipped_duplicates: Repeats of those values, dropped as duplicates.
         elapsed: Seconds the job ran.
         output_error: Why the job stopped when its journal or report could not be written any more.
+        signal: The signal that stopped the job (SIGINT, SIGTERM), if one did.
     """
 
     tally: Tally = attrs.field(factory=Tally)
@@ -37,6 +39,7 @@ class Summary:
     skipped_duplicates: int = 0
     elapsed: float = 0.0
     output_error: UsageError | None = None
+    signal: int | None = None
 
     def add(self, result: BatchResult) -> None:
         """Fold one batch's outcome in."""
@@ -71,12 +74,16 @@ class Summary:
     @property
     def ok(self) -> bool:
         """True when the job ran to its end and every distinct input is terminated."""
-        return self.stopped_by is None and self.output_error is None and not self.tally.failed
+        stopped = self.stopped_by or self.output_error or self.signal
+        return stopped is None and not self.tally.failed
 
     def to_json(self) -> dict[str, Any]:
         """The summary as one JSON object (``--json``): counts per field and per kind of failure."""
         p = self.last or _NOTHING_YET
-        stopped = self.output_error or self.stopped_by
+        reason = self.output_error or self.stopped_by
+        stopped = None if reason is None else str(reason)
+        if self.signal is not None:
+            stopped = f"interrupted by {signal.Signals(self.signal).name}"
         return {
             "ok": self.ok,
             "terminated": {field: self.tally.terminated[field] for field in FIELDS},
@@ -89,5 +96,5 @@ class Summary:
             "retries": p.retries,
             "rate_limited": p.rate_limited,
             "elapsed_seconds": round(self.elapsed, 3),
-            "stopped_by": None if stopped is None else str(stopped),
+            "stopped_by": stopped,
         }

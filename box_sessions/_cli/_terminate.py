@@ -7,21 +7,24 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import TextIO
 
 from .._client import DEFAULT_RATE_LIMIT, BoxClient
+from .._errors import AuthenticationError
 from .._termination import Batcher, Failure, Field
 from .._transport import RateLimit
 from .._validation import check_secure_url
 from ._credentials import credentials_from_env
-from ._exit import EXIT_FAILED, EXIT_OK, UsageError
+from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE, INTERRUPTED, UsageError
 from ._inputs import Inputs
 from ._journal import JobIdentity, Journal
 from ._progress import ProgressDisplay
 from ._report_file import ReportFile
+from ._signals import sigterm_raises, until_signal
 from ._summary import Summary
 
 __all__ = ["cmd_terminate", "exit_status", "print_summary", "run_job"]
@@ -39,8 +42,9 @@ async def run_job(
 ) -> Summary:
     """Stream a bulk job through the client, writing journal, report and progress as batches complete.
 
-    A journal or report that cannot be written any more stops the job (the batches in flight are
-    cancelled) and is returned as the summary's ``output_error``.
+    SIGINT or SIGTERM stops the job (the batches in flight are cancelled; every batch that
+    completed is recorded) and is returned as the summary's ``signal``; so is a journal or report
+    that cannot be written any more, as its ``output_error``.
     """
     sources: dict[Field, Iterable[object]] = dict(inputs.sources)
     display = ProgressDisplay(err, inputs.total, skipped=journal.skipped_values if journal else lambda: 0)
@@ -57,7 +61,8 @@ async def run_job(
         max_concurrency=max_concurrency,
         on_progress=display,
     )
-    try:
+
+    async def consume() -> None:
         async with contextlib.aclosing(results):  # leaving early cancels the batches in flight
             async for result in results:
                 if journal is not None:
@@ -65,6 +70,9 @@ async def run_job(
                 if report is not None:
                     report.record(result)
                 summary.add(result)
+
+    try:
+        _, summary.signal = await until_signal(consume())
         if report is not None:
             report.flush()  # the rows of skipped values, when no batch came after them
     except UsageError as exc:  # the journal or the report cannot be written any more
@@ -92,12 +100,24 @@ def print_summary(summary: Summary, out: TextIO, err: TextIO, *, as_json: bool =
     """The summary on ``out``, as a paragraph or as one JSON object; why the job stopped early on ``err``."""
     out.write((json.dumps(summary.to_json()) if as_json else summary.text()) + "\n")
     out.flush()
-    if summary.stopped_by is not None:
+    if summary.signal is not None:
+        err.write(f"box-sessions: {INTERRUPTED.format(signal.Signals(summary.signal).name)}\n")
+    elif isinstance(summary.stopped_by, AuthenticationError):
+        err.write(
+            f"box-sessions: Box refused the credentials ({summary.stopped_by}); check BOX_DEVELOPER_TOKEN or "
+            "BOX_CLIENT_ID, BOX_CLIENT_SECRET and the subject, and run the same command again\n"
+        )
+    elif summary.stopped_by is not None:
         err.write(f"box-sessions: stopped early: {summary.stopped_by}\n")
 
 
 def exit_status(summary: Summary) -> int:
-    """0 when the job ran to its end and every input was terminated, 1 otherwise."""
+    """0 when every input was terminated; 1 when some failed; 2 when Box refused the credentials;
+    128 + the signal's number when a signal stopped the job (130 for Ctrl-C, 143 for SIGTERM)."""
+    if summary.signal is not None:
+        return 128 + summary.signal
+    if isinstance(summary.stopped_by, AuthenticationError):
+        return EXIT_USAGE
     return EXIT_OK if summary.ok else EXIT_FAILED
 
 
@@ -152,7 +172,7 @@ def cmd_terminate(args: argparse.Namespace) -> int:
     checked before the first request. Whatever it opened is closed on every way out, a usage
     error found after opening it included.
     """
-    with contextlib.ExitStack() as opened:
+    with sigterm_raises(), contextlib.ExitStack() as opened:
         inputs = opened.enter_context(contextlib.closing(Inputs.from_args(args, spool_stdin=bool(args.journal))))
         if args.dry_run:
             return asyncio.run(_dry_run(inputs, args.batch_size, sys.stdout, as_json=args.json))
