@@ -15,37 +15,11 @@ from collections.abc import Sequence
 from .._client import DEFAULT_BASE_URL
 from .._termination import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CONCURRENCY
 from .._version import __version__
+from ._arg_types import non_negative, positive_int
 from ._exit import EXIT_INTERRUPTED, EXIT_USAGE, INTERRUPTED, UsageError
-from ._fake import cmd_demo, cmd_fake_server
+from ._fake import add_fake_commands
 from ._signals import Interrupted
 from ._terminate import cmd_terminate
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
-    return value
-
-
-def _share(text: str) -> float:
-    value = _non_negative(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"a share is between 0 and 1, got {text}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,11 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="read FIELD (user_ids, user_logins, group_ids) from the bulk files' column HEADER (repeatable)",
     )
     term.add_argument("--allow-empty", action="store_true", help="inputs without any value are not an error")
-    term.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE, help="ids per request (100)")
+    term.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, help="ids per request (100)")
     term.add_argument(
-        "--max-concurrency", type=_positive_int, default=DEFAULT_MAX_CONCURRENCY, help="batches in flight (16)"
+        "--max-concurrency", type=positive_int, default=DEFAULT_MAX_CONCURRENCY, help="batches in flight (16)"
     )
-    term.add_argument("--rate", type=_non_negative, metavar="PER_MINUTE", help="requests a minute (1000; 0: no pacing)")
+    term.add_argument("--rate", type=non_negative, metavar="PER_MINUTE", help="requests a minute (1000; 0: no pacing)")
     term.add_argument(
         "--base-url",
         default=os.environ.get("BOX_BASE_URL", "").strip() or DEFAULT_BASE_URL,
@@ -109,30 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     term.add_argument("--json", action="store_true", help="end with one JSON object on stdout instead of the summary")
     term.set_defaults(func=cmd_terminate)
 
-    for name, help_text in (
-        ("fake-server", "run FakeBox on 127.0.0.1 for integration tests"),
-        ("demo", "terminate a few thousand generated ids against an embedded FakeBox"),
-    ):
-        sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("--seed", type=int, default=7, help="seed of the fake's random faults (7)")
-        if name == "demo":
-            sub.set_defaults(func=cmd_demo)
-            continue
-        sub.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
-        sub.add_argument("--rate-limit", type=_non_negative, metavar="PER_MINUTE", help="allowed requests a minute")
-        sub.add_argument("--latency", type=_non_negative, default=0.0, help="seconds before each answer")
-        sub.add_argument("--jitter", type=_non_negative, default=0.0, help="+- seconds around the latency")
-        sub.add_argument("--error-rate", type=_share, default=0.0, help="share of answers 500/502/503")
-        sub.add_argument("--stall-rate", type=_share, default=0.0, help="share of answers that stall")
-        sub.add_argument("--stall-seconds", type=_non_negative, default=60.0, help="how long a stall lasts (60)")
-        sub.add_argument("--burst", type=float, help="rate-limit bucket size (default: one second's worth)")
-        sub.add_argument("--drop-rate", type=_share, default=0.0, help="share of dropped connections")
-        sub.add_argument("--max-batch", type=_positive_int, help="most ids one request may carry")
-        sub.add_argument("--token-lifetime", type=_non_negative, default=3600.0, help="seconds a CCG token lives")
-        sub.add_argument("--forbidden", action="store_true", help="answer every call 403")
-        for kind in ("users", "logins", "groups"):
-            sub.add_argument(f"--known-{kind}", metavar="FILE", help=f"only these {kind} exist (others: 404)")
-        sub.set_defaults(func=cmd_fake_server)
+    add_fake_commands(commands)
     return parser
 
 
