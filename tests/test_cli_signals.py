@@ -36,6 +36,7 @@ async def test_a_signal_mid_job_stops_it_prints_the_summary_and_keeps_the_journa
         out, err = await asyncio.wait_for(proc.communicate(), 30)
         assert proc.returncode == status
         assert out.decode().startswith("Terminated ")
+        assert "stopped before its end" in out.decode()
         assert f"box-sessions: interrupted by {signum.name}" in err.decode()
         assert "Traceback" not in err.decode()
         sent_when_stopped = len(fake.api_requests())

@@ -166,19 +166,20 @@ def _spooled(
         for value in getattr(args, values_option):
             spools[field].add(value)
         for path in getattr(args, files_option):
-            if path == "-":
-                stdin = values_of(decoded_lines(sys.stdin.buffer, "stdin", strict=False))
-                if not spool_stdin:
-                    streamed[field] = stdin
-                    continue
-                values: Iterable[object] = stdin
+            if path != "-":
+                with open_binary(path, option) as stream:  # read whole now, closed before the next one opens
+                    for value in values_of(_file_lines(stream, path, option)):
+                        spools[field].add(value)
+                continue
+            stdin = values_of(decoded_lines(sys.stdin.buffer, "stdin", strict=False))
+            if spool_stdin:
+                for value in stdin:
+                    spools[field].add(value)
             else:
-                values = values_of(_file_lines(files.enter_context(open_binary(path, option)), path, option))
-            for value in values:
-                spools[field].add(value)
+                streamed[field] = stdin
     columns = parse_columns(args.column)
     for path in args.bulk_file:
-        with open_binary(path, "--bulk-file") as stream:  # closed before the next one opens
+        with open_binary(path, "--bulk-file") as stream:
             for field, value in bulk_values(path, _file_lines(stream, path, "--bulk-file"), columns):
                 spools[field].add(value)
     whole = hashlib.sha256(b"box-sessions inputs 1\n")

@@ -39,8 +39,15 @@ def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
 
 @contextlib.contextmanager
 def sigterm_raises() -> Iterator[None]:
-    """While the block runs, SIGTERM raises `Interrupted` (the previous handler is restored after)."""
-    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    """While the block runs, SIGTERM raises `Interrupted` (the previous handler is restored after).
+
+    Outside the main thread, where Python cannot set signal handlers, it changes nothing.
+    """
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    except ValueError:  # not the main thread: signals are not this thread's to handle
+        yield
+        return
     try:
         yield
     finally:

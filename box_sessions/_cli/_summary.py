@@ -63,6 +63,8 @@ class Summary:
             rate_limited=p.rate_limited,
             elapsed=self.elapsed,
         )
+        if self.signal is not None or self.output_error is not None:
+            text += " The job was stopped before its end: inputs it had not reached were not sent."
         skipped = sum(self.skipped.values())
         if skipped:
             text += (
