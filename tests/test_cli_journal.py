@@ -41,7 +41,7 @@ async def test_a_journal_of_another_job_is_refused_before_anything_is_sent(tmp_p
             ["terminate", "--user-ids", incident_b, "--journal", str(journal), "--base-url", base_url], DEV
         )
     assert code == 2
-    assert f"--journal: {str(journal)!r} belongs to another job (its inputs differ)" in err
+    assert f"--journal: {str(journal)!r} belongs to another job (not the same inputs)" in err
     assert "give a new journal file" in err
     assert len(err.splitlines()) == 1
     assert "already terminated" not in out + err
@@ -61,7 +61,7 @@ async def test_a_journal_of_another_host_or_account_is_refused(tmp_path: Path, c
         env = {"BOX_DEVELOPER_TOKEN": "another-token"} if change == "credentials" else DEV
         code, _, err = await run([*args, "--base-url", other_url if change == "base_url" else base_url], env)
     assert code == 2
-    assert f"(its {change.replace('_', ' ')} differ)" in err
+    assert f"(not the same {'base URL' if change == 'base_url' else 'credentials'})" in err
     assert "another-token" not in err
     assert other.requests == []
 

@@ -24,6 +24,8 @@ from ._exit import UsageError
 __all__ = ["JobIdentity", "Journal"]
 
 _FORMAT = "box-sessions journal 1"
+#: How a message names each part of a job's identity.
+_NAMES = {"format": "journal format", "inputs": "inputs", "base_url": "base URL", "credentials": "credentials"}
 _SCHEMA = (
     "CREATE TABLE job (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE runs (run INTEGER PRIMARY KEY AUTOINCREMENT, started TEXT NOT NULL)",
@@ -65,16 +67,16 @@ def _start(db: sqlite3.Connection, path: str, job: JobIdentity) -> int:
         what = (
             "an older box-sessions journal, which does not say which job it belongs to"
             if "outcomes" in tables
-            else ("an SQLite database that is not a box-sessions journal")
+            else "an SQLite database that is not a box-sessions journal"
         )
         raise UsageError(f"--journal: {path!r} is {what}; give a new journal file for this job")
     else:
         recorded = dict(db.execute("SELECT key, value FROM job").fetchall())
-        differ = [key.replace("_", " ") for key, value in job.rows().items() if recorded.get(key) != value]
+        differ = [_NAMES[key] for key, value in job.rows().items() if recorded.get(key) != value]
         if differ:
             raise UsageError(
-                f"--journal: {path!r} belongs to another job (its {' and '.join(differ)} differ), and resuming it "
-                "would skip values that job terminated; give a new journal file for this job"
+                f"--journal: {path!r} belongs to another job (not the same {' and '.join(differ)}), and resuming "
+                "it would skip values that job terminated; give a new journal file for this job"
             )
     with db:  # a journal that cannot be written fails here, before anything is sent
         cursor = db.execute(
@@ -125,10 +127,13 @@ class Journal:
         return self.skipped.total() + self.skipped_duplicates
 
     def _done_before(self, field: str, value: str) -> bool:
-        row = self._db.execute(
-            "SELECT 1 FROM outcomes WHERE field = ? AND value = ? AND status = 'terminated' AND run < ?",
-            (field, value, self._run),
-        ).fetchone()
+        try:
+            row = self._db.execute(
+                "SELECT 1 FROM outcomes WHERE field = ? AND value = ? AND status = 'terminated' AND run < ?",
+                (field, value, self._run),
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise UsageError(f"--journal: cannot read {self._path!r} any more: {exc}") from None
         return row is not None
 
     def skip_done(self, field: str, values: Iterable[object], on_skip: Callable[[str, str], None]) -> Iterator[object]:
