@@ -222,3 +222,15 @@ async def test_a_bulk_file_that_cannot_be_read_is_a_usage_error(
     assert code == 2
     assert message in err
     assert "Traceback" not in err
+
+
+async def test_an_excel_workbook_given_as_a_bulk_file_is_named_as_such(tmp_path: Path) -> None:
+    """An .xlsx workbook where a CSV is expected exits 2 asking for CSV UTF-8, before anything is sent."""
+    workbook = tmp_path / "users.xlsx"
+    workbook.write_bytes(b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00\xa3\xff" + bytes(range(256)))
+    code, _, err = await run(["terminate", "--bulk-file", str(workbook), "--base-url", "http://127.0.0.1:9"], DEV)
+    assert code == 2
+    assert (
+        err
+        == f"box-sessions: --bulk-file: {workbook} is a zip file (an Excel workbook?), not text; save it as CSV UTF-8\n"
+    )

@@ -97,6 +97,8 @@ def _file_lines(stream: BinaryIO, path: str, option: str) -> Iterator[str]:
     """The decoded lines of a named file; a line that is not UTF-8, or a read error, is a usage error."""
     try:
         yield from decoded_lines(stream, path, strict=True)
+    except UsageError as exc:
+        raise UsageError(f"{option}: {exc}") from None
     except OSError as exc:
         raise UsageError(f"{option}: cannot read {path!r}: {exc.strerror or exc}") from None
 

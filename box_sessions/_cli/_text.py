@@ -16,6 +16,9 @@ from ._exit import UsageError
 
 __all__ = ["NotUTF8", "decoded_lines", "values_of"]
 
+#: How a zip file starts; an .xlsx workbook is one, and people give them where a CSV is asked for.
+_ZIP_MAGIC = b"PK\x03\x04"
+
 
 class NotUTF8:
     """A line that is not UTF-8, carried as a value so that the job reports it as invalid input.
@@ -66,6 +69,10 @@ def decoded_lines(raw_lines: Iterable[bytes], name: str, *, strict: bool) -> Ite
             yield line.decode("utf-8")
         except UnicodeDecodeError as exc:
             if strict:
+                if number == 1 and line.startswith(_ZIP_MAGIC):
+                    raise UsageError(
+                        f"{name} is a zip file (an Excel workbook?), not text; save it as CSV UTF-8"
+                    ) from None
                 raise UsageError(
                     f"{name}: line {number} is not UTF-8 (at byte {exc.start + 1} of the line); save the file as UTF-8"
                 ) from None
