@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import sqlite3
-import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,40 +25,7 @@ from box_sessions._cli import main
 from box_sessions._cli._progress import ProgressDisplay
 from box_sessions.testing import FakeBox
 
-DEV = {"BOX_DEVELOPER_TOKEN": "fake-developer-token"}
-
-
-def environment(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOX_")}
-    env.update(extra or {})
-    return env
-
-
-async def start(args: Sequence[str], env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "box_sessions",
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=environment(env),
-    )
-
-
-async def run(
-    args: Sequence[str], env: dict[str, str] | None = None, stdin: str = "", timeout: float = 120
-) -> tuple[int, str, str]:
-    proc = await start(args, env)
-    out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), timeout)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
-def write(path: Path, lines: Sequence[object]) -> str:
-    path.write_text("".join(f"{line}\n" for line in lines))
-    return str(path)
+from .cli_process import DEV, run, start, write
 
 
 async def test_version() -> None:
@@ -299,31 +265,8 @@ async def test_journal_resume_after_kill(tmp_path: Path) -> None:
     resent = {v for r in second_run for v in r.body["user_ids"]} & done
     assert resent == set()
     assert set(fake.terminated["user_ids"]) == set(ids)
-    assert f"{len(done):,} already terminated by an earlier run (journal)" in out
-
-
-async def test_ctrl_c_stops_cleanly_and_resumes(tmp_path: Path) -> None:
-    """SIGINT exits 130 with a hint; the journal holds only what Box accepted; a rerun finishes."""
-    fake = FakeBox(latency=0.05)
-    ids = [str(i) for i in range(1, 401)]
-    journal = tmp_path / "journal.sqlite"
-    async with fake.serve() as base_url:
-        args = ["terminate", "--user-ids", write(tmp_path / "ids.txt", ids), "--batch-size", "10"]
-        args += ["--max-concurrency", "2", "--rate", "600", "--journal", str(journal), "--base-url", base_url]
-        proc = await start(args, DEV)
-        while len(fake.terminated["user_ids"]) < 50:  # noqa: ASYNC110 - polling the fake's record
-            await asyncio.sleep(0.02)
-        proc.send_signal(signal.SIGINT)
-        _, err = await asyncio.wait_for(proc.communicate(), 30)
-        assert proc.returncode == 130
-        assert "interrupted" in err.decode()
-        assert "Traceback" not in err.decode()
-        with contextlib.closing(sqlite3.connect(journal)) as db:
-            done = {row[0] for row in db.execute("SELECT value FROM outcomes WHERE status = 'terminated'")}
-        assert done <= set(fake.terminated["user_ids"])
-        code, _, _ = await run(args, DEV)
-    assert code == 0
-    assert set(fake.terminated["user_ids"]) == set(ids)
+    assert f"{len(done):,} more already terminated by an earlier run of this job (journal)" in out
+    assert f"{len(ids):,} terminated in all" in out
 
 
 async def test_fake_server_command(tmp_path: Path) -> None:
@@ -410,12 +353,12 @@ def test_usage_error_after_journal_and_report_are_open_closes_both(
     monkeypatch: pytest.MonkeyPatch,
     sqlite_connections: list[sqlite3.Connection],
 ) -> None:
-    """A usage error found once the journal and the report file are open exits 2 and closes both."""
+    """A usage error found once the journal and the report file are open (a full disk) exits 2 and closes both."""
     args = ["terminate", "--user-id", "1", "--journal", str(tmp_path / "journal.sqlite")]
-    args += ["--report", str(tmp_path / "report.jsonl"), "--base-url", "http://box.example.com"]
+    args += ["--report", "/dev/full", "--base-url", "http://127.0.0.1:9"]
     code, err, unclosed = run_in_process(monkeypatch, args, DEV)
     assert code == 2
-    assert "plain http" in err
+    assert "--report: cannot write '/dev/full'" in err
     assert len(sqlite_connections) == 1
     assert is_closed(sqlite_connections[0])
     assert unclosed == []  # the report file

@@ -129,7 +129,7 @@ async def test_an_echoing_token_endpoint_leaks_nothing_through_the_report(echo: 
 @pytest.mark.parametrize("echo", list(ECHOES))
 def test_an_echoing_token_endpoint_leaks_nothing_through_the_command_line(echo: str, tmp_path: Path) -> None:
     """box-sessions terminate: the report file, the journal and stderr show *** instead of the client secret."""
-    handler, _ = ECHOES[echo]
+    handler, error_class = ECHOES[echo]
     report, journal = tmp_path / "report.jsonl", tmp_path / "journal.sqlite"
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOX_")}
     env.update(BOX_CLIENT_ID="cid", BOX_CLIENT_SECRET=SECRET, BOX_ENTERPRISE_ID="42")
@@ -150,7 +150,8 @@ def test_an_echoing_token_endpoint_leaks_nothing_through_the_command_line(echo: 
             check=False,
         )
         secrets = secrets_sent(server)
-    assert run.returncode == 1, run.stderr  # some inputs failed (not a usage error)
+    # Credentials the token endpoint refuses are a credential error (2); a failing endpoint fails the inputs (1).
+    assert run.returncode == (2 if error_class is AuthenticationError else 1), run.stderr
     assert SECRET in secrets
     assert_redacted(report.read_text(), secrets)
     assert leaked(journal.read_bytes().decode("latin-1"), secrets) is None

@@ -1,48 +1,25 @@
 """The command's entry point: parse the arguments, run the command, map its errors to exit statuses.
 
-Exit codes: 0 every input terminated, 1 some failed, 2 usage or credential error, 130 interrupted.
+Exit codes: 0 every input terminated, 1 some failed, 2 usage or credential error (Box refusing the
+credentials included), 130 interrupted by Ctrl-C, 143 by SIGTERM.
 Secrets come from the environment only, never from flags.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from .._client import DEFAULT_BASE_URL
 from .._termination import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CONCURRENCY
 from .._version import __version__
-from ._exit import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
-from ._fake import cmd_demo, cmd_fake_server
+from ._arg_types import non_negative, positive_int
+from ._exit import EXIT_INTERRUPTED, EXIT_USAGE, INTERRUPTED, UsageError
+from ._fake import add_fake_commands
+from ._signals import Interrupted
 from ._terminate import cmd_terminate
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
-    return value
-
-
-def _share(text: str) -> float:
-    value = _non_negative(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"a share is between 0 and 1, got {text}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,9 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="terminate the sessions of the given users and groups",
         description=(
             "Terminate sessions in bulk. Credentials come from the environment: BOX_DEVELOPER_TOKEN, or "
-            "BOX_CLIENT_ID + BOX_CLIENT_SECRET + BOX_ENTERPRISE_ID (or BOX_USER_ID). Input files hold one "
-            "value per line ('-' for stdin); blank lines and # comments are ignored. Exit status: 0 all "
-            "terminated, 1 some failed, 2 usage or credential error, 130 interrupted."
+            "BOX_CLIENT_ID + BOX_CLIENT_SECRET + BOX_ENTERPRISE_ID (or BOX_USER_ID). Input files are UTF-8 and "
+            "hold one value per line ('-' for stdin); blank lines and # comments are ignored. Exit status: 0 all "
+            "terminated, 1 some failed, 2 usage or credential error, 130 Ctrl-C, 143 SIGTERM."
         ),
     )
     for field, noun in (("user-ids", "user ids"), ("user-logins", "user logins"), ("group-ids", "group ids")):
@@ -69,41 +46,44 @@ def build_parser() -> argparse.ArgumentParser:
     term.add_argument("--user-id", action="append", default=[], metavar="ID", help="a user id (repeatable)")
     term.add_argument("--user-login", action="append", default=[], metavar="LOGIN", help="a user login (repeatable)")
     term.add_argument("--group-id", action="append", default=[], metavar="ID", help="a group id (repeatable)")
-    term.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE, help="ids per request (100)")
     term.add_argument(
-        "--max-concurrency", type=_positive_int, default=DEFAULT_MAX_CONCURRENCY, help="batches in flight (16)"
+        "--bulk-file",
+        "--bulk-file-path",
+        dest="bulk_file",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="a Box CLI bulk file: CSV with a header row, or JSON (.json); columns user_ids, user_logins, group_ids",
     )
-    term.add_argument("--rate", type=_non_negative, metavar="PER_MINUTE", help="requests a minute (1000; 0: no pacing)")
-    term.add_argument("--base-url", default=DEFAULT_BASE_URL, help=f"API host ({DEFAULT_BASE_URL})")
+    term.add_argument(
+        "--column",
+        metavar="FIELD=HEADER",
+        action="append",
+        default=[],
+        help="read FIELD (user_ids, user_logins, group_ids) from the bulk files' column HEADER (repeatable)",
+    )
+    term.add_argument("--allow-empty", action="store_true", help="inputs without any value are not an error")
+    term.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, help="ids per request (100)")
+    term.add_argument(
+        "--max-concurrency", type=positive_int, default=DEFAULT_MAX_CONCURRENCY, help="batches in flight (16)"
+    )
+    term.add_argument("--rate", type=non_negative, metavar="PER_MINUTE", help="requests a minute (1000; 0: no pacing)")
+    term.add_argument(
+        "--base-url",
+        default=os.environ.get("BOX_BASE_URL", "").strip() or DEFAULT_BASE_URL,
+        help=f"API host (BOX_BASE_URL, else {DEFAULT_BASE_URL})",
+    )
     term.add_argument("--dry-run", action="store_true", help="print the batches that would be sent; send nothing")
-    term.add_argument("--report", metavar="FILE", help="write one JSON line per input value as batches complete")
-    term.add_argument("--journal", metavar="FILE", help="SQLite journal: a rerun skips what is done")
+    term.add_argument(
+        "--report", metavar="FILE", help="write one JSON line per input value as batches complete ('-': stdout)"
+    )
+    term.add_argument(
+        "--journal", metavar="FILE", help="SQLite journal of this job: running the same job again resumes it"
+    )
+    term.add_argument("--json", action="store_true", help="end with one JSON object on stdout instead of the summary")
     term.set_defaults(func=cmd_terminate)
 
-    for name, help_text in (
-        ("fake-server", "run FakeBox on 127.0.0.1 for integration tests"),
-        ("demo", "terminate a few thousand generated ids against an embedded FakeBox"),
-    ):
-        sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("--seed", type=int, default=7, help="seed of the fake's random faults (7)")
-        if name == "demo":
-            sub.set_defaults(func=cmd_demo)
-            continue
-        sub.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
-        sub.add_argument("--rate-limit", type=_non_negative, metavar="PER_MINUTE", help="allowed requests a minute")
-        sub.add_argument("--latency", type=_non_negative, default=0.0, help="seconds before each answer")
-        sub.add_argument("--jitter", type=_non_negative, default=0.0, help="+- seconds around the latency")
-        sub.add_argument("--error-rate", type=_share, default=0.0, help="share of answers 500/502/503")
-        sub.add_argument("--stall-rate", type=_share, default=0.0, help="share of answers that stall")
-        sub.add_argument("--stall-seconds", type=_non_negative, default=60.0, help="how long a stall lasts (60)")
-        sub.add_argument("--burst", type=float, help="rate-limit bucket size (default: one second's worth)")
-        sub.add_argument("--drop-rate", type=_share, default=0.0, help="share of dropped connections")
-        sub.add_argument("--max-batch", type=_positive_int, help="most ids one request may carry")
-        sub.add_argument("--token-lifetime", type=_non_negative, default=3600.0, help="seconds a CCG token lives")
-        sub.add_argument("--forbidden", action="store_true", help="answer every call 403")
-        for kind in ("users", "logins", "groups"):
-            sub.add_argument(f"--known-{kind}", metavar="FILE", help=f"only these {kind} exist (others: 404)")
-        sub.set_defaults(func=cmd_fake_server)
+    add_fake_commands(commands)
     return parser
 
 
@@ -116,9 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"box-sessions: {exc}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
-        sys.stderr.write(
-            "box-sessions: interrupted; batches that completed are recorded. Run the same command with "
-            "the same --journal to resume.\n"
-        )
+        sys.stderr.write(f"box-sessions: {INTERRUPTED.format('SIGINT')}\n")
         return EXIT_INTERRUPTED
+    except Interrupted as exc:
+        sys.stderr.write(f"box-sessions: {INTERRUPTED.format(exc)}\n")
+        return 128 + exc.signum
     return status
