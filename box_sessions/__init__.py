@@ -7,6 +7,7 @@ from ._auth import (
     InMemoryTokenStore,
     JSONFileTokenStore,
     JWTAuth,
+    LockingTokenStore,
     OAuth2Auth,
     OAuth2Tokens,
     TokenStore,
@@ -26,6 +27,7 @@ from ._errors import (
     RateLimitError,
     ServerError,
 )
+from ._shared import Shared, SharedLock, SharedStateError, SharedToken, SharedTokens
 from ._termination import (
     BatchResult,
     Failure,
@@ -55,6 +57,7 @@ __all__ = [
     "InMemoryTokenStore",
     "JSONFileTokenStore",
     "JWTAuth",
+    "LockingTokenStore",
     "NotFoundError",
     "OAuth2Auth",
     "OAuth2Tokens",
@@ -66,6 +69,11 @@ __all__ = [
     "ServerError",
     "SessionTerminationManager",
     "SessionTerminationMessage",
+    "Shared",
+    "SharedLock",
+    "SharedStateError",
+    "SharedToken",
+    "SharedTokens",
     "SystemClock",
     "TerminationReport",
     "TokenStore",

@@ -10,6 +10,7 @@ import httpx
 
 from ._auth import BoxAuth
 from ._clock import Clock, SystemClock
+from ._shared import Shared
 from ._termination import SessionTerminationManager
 from ._transport import RateLimit, RateLimiter, RetryPolicy, Transport
 from ._validation import check_secure_url, normalise_id
@@ -74,6 +75,10 @@ class BoxClient:
         as_user: Act as this user: every API call carries Box's ``As-User`` header (the token's
             user must be an admin, or an app allowed to).
         clock: Time source for waits, deadlines and token expiry; tests pass a fake one.
+        shared: State shared with the other processes of the same Box app, e.g.
+            ``box_sessions.redis.RedisShare``: CCG and JWT tokens are had once per expiry for all
+            of them. (An `OAuth2Auth` shares through its ``token_store``.) Closing it stays the
+            caller's job.
 
     Raises:
         TypeError, ValueError: an argument is of the wrong type or value (plain http to a
@@ -92,6 +97,7 @@ class BoxClient:
         rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT,
         as_user: str | int | None = None,
         clock: Clock | None = None,
+        shared: Shared | None = None,
     ) -> None:
         if not isinstance(auth, BoxAuth):
             raise TypeError(
@@ -105,6 +111,8 @@ class BoxClient:
             raise TypeError(f"http_client must be an httpx.AsyncClient, got {type(http_client).__name__}")
         if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
             raise TypeError(f"transport must be an httpx.AsyncBaseTransport, got {type(transport).__name__}")
+        if shared is not None and not isinstance(shared, Shared):
+            raise TypeError(f"shared must be a box_sessions.Shared, such as a RedisShare, got {type(shared).__name__}")
         if transport is not None and http_client is not None:
             raise TypeError(
                 "give transport or http_client, not both: a transport is for the client's own httpx.AsyncClient"
@@ -136,6 +144,7 @@ class BoxClient:
             limiter=None if rate_limit is None else RateLimiter(rate_limit, clock),
             as_user=None if as_user is None else normalise_id(as_user, "as_user"),
             rng=random.Random(),
+            shared=shared,
         )
         self._session_termination = SessionTerminationManager(self._transport)
 
@@ -171,14 +180,20 @@ class BoxClient:
         """Close the client and, if this client created it, its connection pool.
 
         Calls still running stop: a call that has not been sent raises `ClientClosedError`, and a
-        bulk job under way stops sending and returns its report with ``stopped_by`` set to it.
+        bulk job under way stops sending and returns its report with ``stopped_by`` set to it. A
+        token request already sent is let end first (at most 30 s, see `BoxAuth.drain`).
         """
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
         self._transport.close()
-        if self._owns_http:
-            await self._http.aclose()
+        try:
+            # A token request already sent (its caller may have gone) still ends, and its result
+            # is kept (an OAuth 2.0 refresh saved), before the connections it uses close.
+            await self._transport.auth.drain()
+        finally:
+            if self._owns_http:
+                await self._http.aclose()
 
     def __repr__(self) -> str:
         url = str(self._transport.base_url)

@@ -19,17 +19,15 @@
 
 from __future__ import annotations
 
-import json
-import urllib.parse
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
 from ._json import json_object
+from ._redact import scrub_text, scrub_value, secret_spellings
 
 __all__ = [
-    "REDACTED",
     "AuthenticationError",
     "BadRequestError",
     "BoxAPIError",
@@ -166,9 +164,9 @@ def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _fallback_message(response: httpx.Response) -> str:
+def _fallback_message(response: httpx.Response, content: bytes) -> str:
     reason = response.reason_phrase or "error"
-    text = response.content[:_SNIPPET_CHARS].decode("utf-8", errors="replace")
+    text = content[:_SNIPPET_CHARS].decode("utf-8", errors="replace")
     text = " ".join(text.split())
     if not text:
         return f"HTTP {response.status_code} {reason} with an empty body"
@@ -187,6 +185,7 @@ def error_from_response(
     *,
     retry_after: float | None = None,
     token_endpoint: bool = False,
+    secrets: Iterable[str | None] = (),
 ) -> BoxAPIError:
     """Build the typed error for an error response, whatever its body holds.
 
@@ -195,8 +194,15 @@ def error_from_response(
         retry_after: The parsed ``retry-after`` header, if any.
         token_endpoint: The response came from the OAuth token endpoint, whose error body is
             ``{"error": ..., "error_description": ...}``.
+        secrets: What the request carried that must not come back out (see `scrub_secrets`);
+            the body is scrubbed whole, before any of it is cut for a message.
     """
-    body = json_object(response.content)
+    secrets = list(secrets)
+    content = response.content
+    spellings = secret_spellings(secrets)
+    if spellings:
+        content = scrub_text(content.decode("utf-8", errors="replace"), spellings).encode()
+    body = json_object(content)
     if token_endpoint and "error" in body:
         code = _str_or_none(body.get("error"))
         message = _str_or_none(body.get("error_description")) or code
@@ -205,8 +211,8 @@ def error_from_response(
         message = _str_or_none(body.get("message"))
     context_info = body.get("context_info")
     cls = _error_class(response.status_code, token_endpoint=token_endpoint)
-    return cls(
-        message or _fallback_message(response),
+    error = cls(
+        message or _fallback_message(response, content),
         status=response.status_code,
         code=code,
         request_id=_str_or_none(body.get("request_id")),
@@ -215,40 +221,7 @@ def error_from_response(
         retry_after=retry_after,
         headers=response.headers,
     )
-
-
-#: What stands in the place of a secret in every text kept from an answer.
-REDACTED = "***"
-# Shorter values are not secrets worth scrubbing (and would scrub innocent text).
-_MIN_SECRET_CHARS = 6
-
-_T = TypeVar("_T")
-
-
-def _spellings(secret: str) -> set[str]:
-    """The ways a server may echo ``secret``: as sent in a form, as JSON, as it is."""
-    return {
-        secret,
-        urllib.parse.quote_plus(secret),
-        urllib.parse.quote(secret, safe=""),
-        json.dumps(secret)[1:-1],
-    }
-
-
-def _scrub_text(text: str, spellings: list[str]) -> str:
-    for spelling in spellings:
-        text = text.replace(spelling, REDACTED)
-    return text
-
-
-def _scrub_value(value: _T, spellings: list[str]) -> _T:
-    if isinstance(value, str):
-        return _scrub_text(value, spellings)  # type: ignore[return-value]
-    if isinstance(value, dict):
-        return {_scrub_value(k, spellings): _scrub_value(v, spellings) for k, v in value.items()}  # type: ignore[return-value]
-    if isinstance(value, list):
-        return [_scrub_value(v, spellings) for v in value]  # type: ignore[return-value]
-    return value
+    return scrub_secrets(error, secrets)
 
 
 def scrub_secrets(error: BoxAPIError, secrets: Iterable[str | None]) -> BoxAPIError:
@@ -258,18 +231,14 @@ def scrub_secrets(error: BoxAPIError, secrets: Iterable[str | None]) -> BoxAPIEr
     grant_type=...&client_secret=..."``): the message, code, ids, context info and headers are
     scrubbed of each secret, in each spelling a server may use (as is, form-encoded, JSON-escaped).
     """
-    spellings = sorted(
-        {s for secret in secrets if secret and len(secret) >= _MIN_SECRET_CHARS for s in _spellings(secret)},
-        key=len,
-        reverse=True,  # longest first, so an encoded spelling is not half-replaced by a shorter one
-    )
+    spellings = secret_spellings(secrets)
     if not spellings:
         return error
-    error.message = _scrub_text(error.message, spellings)
+    error.message = scrub_text(error.message, spellings)
     error.args = (error.message,)
-    error.code = None if error.code is None else _scrub_text(error.code, spellings)
-    error.request_id = None if error.request_id is None else _scrub_text(error.request_id, spellings)
-    error.help_url = None if error.help_url is None else _scrub_text(error.help_url, spellings)
-    error.context_info = _scrub_value(error.context_info, spellings)
-    error.headers = {k: _scrub_text(v, spellings) for k, v in error.headers.items()}
+    error.code = None if error.code is None else scrub_text(error.code, spellings)
+    error.request_id = None if error.request_id is None else scrub_text(error.request_id, spellings)
+    error.help_url = None if error.help_url is None else scrub_text(error.help_url, spellings)
+    error.context_info = scrub_value(error.context_info, spellings)
+    error.headers = {k: scrub_text(v, spellings) for k, v in error.headers.items()}
     return error

@@ -1,4 +1,4 @@
-"""Task hygiene: clean-up that runs to its end however often the caller is cancelled, and wall-clock bounds.
+"""Task hygiene: clean-up that survives repeated cancellation, wall-clock bounds, and the loop an object belongs to.
 
 Starlette's and anyio's cancel scopes cancel a task again at every ``await`` until the scope is
 left, and a caller may call ``task.cancel()`` twice: clean-up written as a plain ``await`` in a
@@ -15,7 +15,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Iterable
 from typing import Any, TypeVar
 
-__all__ = ["cancel_and_wait", "finish", "time_limit"]
+__all__ = ["LoopBinding", "cancel_and_wait", "finish", "time_limit"]
 
 T = TypeVar("T")
 
@@ -50,6 +50,29 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]]) -> None:
         task.cancel()
     if pending:
         await finish(asyncio.wait(pending))
+
+
+class LoopBinding:
+    """Remembers the event loop an object was first used in, and refuses any other."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def check(self, what: str, advice: str) -> None:
+        """Bind to the running loop on first use; afterwards raise `RuntimeError` in any other loop.
+
+        Args:
+            what: The object, for the message ("this BoxClient").
+            advice: What to do instead, for the message.
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise RuntimeError(
+                f"{what} was first used in another event loop and cannot be used in this one "
+                f"(its connections belong to that loop); {advice}"
+            )
 
 
 if sys.version_info >= (3, 11):

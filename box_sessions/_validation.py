@@ -53,7 +53,8 @@ def normalise_login(value: object, argument: str) -> str:
 
     Raises:
         TypeError: ``value`` is not a ``str``.
-        ValueError: ``value`` is empty, has white space at either end or inside, or has no ``@``.
+        ValueError: ``value`` is empty, has white space or a comma in it (a pasted list or CSV
+            row, never one address), or has no ``@``.
     """
     if not isinstance(value, str):
         raise TypeError(f"{argument}: a login must be a str, got {_type_name(value)} {value!r}")
@@ -61,6 +62,8 @@ def normalise_login(value: object, argument: str) -> str:
         raise ValueError(f"{argument}: a login must not be empty")
     if value.strip() != value or any(ch.isspace() for ch in value):
         raise ValueError(f"{argument}: a login must not contain white space, got {value[:64]!r}")
+    if "," in value:
+        raise ValueError(f"{argument}: a login must not contain a comma (a list or a CSV row?), got {value[:64]!r}")
     if "@" not in value:
         raise ValueError(f"{argument}: a login is an email address and needs an '@', got {value[:64]!r}")
     return value

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +15,8 @@ import pytest
 
 import box_sessions
 from box_sessions.testing import FakeClock, LoopbackServer
+
+from .redis_server import RedisServer
 
 BASE = "https://api.box.com"
 USERS_URL = f"{BASE}/2.0/users/terminate_sessions"
@@ -59,7 +63,7 @@ def token_answer(token: str = "tok-1", expires_in: float = 3600) -> httpx.Respon
 SECRETS = re.compile(
     r"dev-token|very-secret|fake-client-secret|fake-developer-token|tok-secret|s3cr3t|r3fr3sh|acc3ss"
     r"|fake-access-[0-9a-f]{16}|fake-refresh-[0-9a-f]{16}|correct horse battery staple"
-    r"|PRIVATE KEY|Bearer [A-Za-z0-9._~+/=-]{6,}|client_secret=(?!\*\*\*)|refresh_token=\w|assertion=\w"
+    r"|PRIVATE KEY|Bearer (?!realm=)[A-Za-z0-9._~+/=-]{6,}|client_secret=(?!\*\*\*)|refresh_token=\w|assertion=\w"
 )
 
 
@@ -68,7 +72,9 @@ def no_secret_in_any_log(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """Capture every log record at DEBUG and fail the test if one shows a token, secret or key."""
     caplog.set_level(logging.DEBUG)
     yield
-    for record in caplog.records:
+    # caplog.records holds only the current phase's records (teardown, here): read every phase.
+    records = [*caplog.get_records("setup"), *caplog.get_records("call"), *caplog.records]
+    for record in records:
         text = record.getMessage() + (caplog.handler.format(record) if record.exc_info else "")
         found = find_secret(text)
         assert found is None, f"{record.name} logged a secret ({found[:12]}...): {text[:200]}"
@@ -121,3 +127,23 @@ async def wait_for_no_connections(server: LoopbackServer) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"{server.open_connections} connections still open")
+
+
+@pytest.fixture
+def redis_binary() -> str:
+    """The redis-server executable; the test is skipped, saying so, when it is not installed."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed: the Redis tests are skipped")
+    return binary
+
+
+@pytest.fixture
+def redis_server(redis_binary: str, tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server on 127.0.0.1 (free port, no persistence), killed at teardown."""
+    server = RedisServer(redis_binary, tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()

@@ -293,28 +293,29 @@ async def test_token_without_expires_in_lasts_an_hour(
     assert token.call_count == 2
 
 
-async def test_cancel_during_token_refresh_propagates_and_next_call_refetches(
+async def test_cancel_during_token_request_propagates_and_the_request_goes_on(
     respx_mock: respx.MockRouter, make_client: MakeClient, ccg: CCGAuth
 ) -> None:
-    """Cancelling a call waiting on the token request raises CancelledError; a later call fetches anew."""
-    started = asyncio.Event()
+    """Cancelling the call that started a token request raises CancelledError; the next call gets its token."""
+    started, answer = asyncio.Event(), asyncio.Event()
 
-    async def hang(request: httpx.Request) -> httpx.Response:
+    async def held(request: httpx.Request) -> httpx.Response:
         started.set()
-        await asyncio.Event().wait()
-        raise AssertionError("unreachable")
+        await answer.wait()
+        return token_answer("tok-A")
 
-    token = respx_mock.post(TOKEN_URL).mock(side_effect=hang)
-    respx_mock.post(USERS_URL).mock(return_value=accepted())
+    token = respx_mock.post(TOKEN_URL).mock(side_effect=held)
+    api = respx_mock.post(USERS_URL).mock(return_value=accepted())
     async with make_client(ccg) as client:
         task = asyncio.create_task(terminate(client))
         await started.wait()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        token.side_effect = None
-        token.return_value = token_answer()
+        answer.set()
         await terminate(client)
+    assert token.call_count == 1
+    assert api.calls.last.request.headers["authorization"] == "Bearer tok-A"
 
 
 def test_reprs_hide_secrets(ccg: CCGAuth) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import ssl
 import stat
@@ -21,6 +22,7 @@ from box_sessions import (
     BoxAPIError,
     BoxClient,
     BoxError,
+    BoxTimeoutError,
     CCGAuth,
     DeveloperTokenAuth,
     JSONFileTokenStore,
@@ -132,7 +134,9 @@ async def test_oauth2_rotation_is_persisted_in_a_0600_file(tmp_path: Path) -> No
     saved = json.loads(path.read_text())
     assert saved["refresh_token"] != first_refresh
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert [p.name for p in tmp_path.iterdir()] == ["tokens.json"]  # no temporary file left behind
+    # No temporary file left behind; the lock file beside it is the owner's only too.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tokens.json", "tokens.json.lock"]
+    assert stat.S_IMODE((tmp_path / "tokens.json.lock").stat().st_mode) == 0o600
     # A new process with the spent token on its command line still works: the store wins.
     later = oauth2(fake, refresh_token=first_refresh, token_store=JSONFileTokenStore(path))
     async with fake.client(later, rate_limit=None) as client:
@@ -207,6 +211,39 @@ async def test_file_store_refuses_a_broken_file(tmp_path: Path) -> None:
     with pytest.raises(BoxError, match="no refresh_token"):
         await JSONFileTokenStore(path).load()
     assert await JSONFileTokenStore(tmp_path / "absent.json").load() is None
+
+
+async def test_file_store_waits_for_another_holder_of_its_lock_only_so_long(tmp_path: Path) -> None:
+    """A refresh waits for the token file's lock held elsewhere only lock_wait: BoxTimeoutError, no token request."""
+    fake = FakeBox()
+    path = tmp_path / "tokens.json"
+    await JSONFileTokenStore(path).save(OAuth2Tokens(refresh_token=fake.issue_refresh_token()))
+    with (tmp_path / "tokens.json.lock").open("w") as other:
+        fcntl.flock(other, fcntl.LOCK_EX)  # another process's refresh, as the system sees it
+        auth = OAuth2Auth(
+            client_id=fake.client_id,
+            client_secret=fake.client_secret,
+            token_store=JSONFileTokenStore(path, lock_wait=0.2),
+        )
+        async with fake.client(auth, rate_limit=None) as client:
+            with pytest.raises(BoxTimeoutError, match="has held the lock of the token file"):
+                await client.session_termination.terminate_groups_sessions(["1"])
+    assert fake.token_requests == 0
+
+
+async def test_file_store_lock_file_that_cannot_be_opened(tmp_path: Path) -> None:
+    """A token file in a folder that does not exist: the lock says which file, as a BoxError."""
+    store = JSONFileTokenStore(tmp_path / "missing" / "tokens.json")
+    with pytest.raises(BoxError, match="cannot open the token file's lock"):
+        async with store.lock():
+            pass
+
+
+@pytest.mark.parametrize(("value", "error"), [(0, ValueError), (-1, ValueError), ("5", TypeError), (True, TypeError)])
+def test_file_store_lock_wait_is_checked(value: object, error: type[Exception]) -> None:
+    """JSONFileTokenStore(lock_wait=) must be a positive number of seconds."""
+    with pytest.raises(error, match="lock_wait"):
+        JSONFileTokenStore("tokens.json", lock_wait=value)  # type: ignore[arg-type]
 
 
 # -- JWT -------------------------------------------------------------------------------------

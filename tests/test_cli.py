@@ -1,58 +1,31 @@
-"""The box-sessions command line, run as a real process against FakeBox on 127.0.0.1."""
+"""The box-sessions command line, run as a real process against FakeBox on 127.0.0.1.
+
+Tests of what the command leaves open run it in this process, where an unclosed file or database shows.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import io
 import json
 import os
 import signal
 import sqlite3
-import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from box_sessions import Progress, __version__
-from box_sessions._cli import ProgressDisplay
+from box_sessions._cli import main
+from box_sessions._cli._progress import ProgressDisplay
 from box_sessions.testing import FakeBox
 
-DEV = {"BOX_DEVELOPER_TOKEN": "fake-developer-token"}
-
-
-def environment(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOX_")}
-    env.update(extra or {})
-    return env
-
-
-async def start(args: Sequence[str], env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "box_sessions",
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=environment(env),
-    )
-
-
-async def run(
-    args: Sequence[str], env: dict[str, str] | None = None, stdin: str = "", timeout: float = 120
-) -> tuple[int, str, str]:
-    proc = await start(args, env)
-    out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), timeout)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
-def write(path: Path, lines: Sequence[object]) -> str:
-    path.write_text("".join(f"{line}\n" for line in lines))
-    return str(path)
+from .cli_process import DEV, run, start, write
 
 
 async def test_version() -> None:
@@ -273,14 +246,17 @@ async def test_journal_resume_after_kill(tmp_path: Path) -> None:
         for _ in range(600):
             await asyncio.sleep(0.02)
             if journal.exists():
-                with sqlite3.connect(journal) as db, contextlib.suppress(sqlite3.OperationalError):  # not created yet
+                with (
+                    contextlib.closing(sqlite3.connect(journal)) as db,
+                    contextlib.suppress(sqlite3.OperationalError),
+                ):  # not created yet
                     recorded = db.execute("SELECT COUNT(*) FROM outcomes WHERE status = 'terminated'").fetchone()[0]
             if recorded >= 100:
                 break
         proc.kill()
         await proc.wait()
         assert 100 <= recorded < len(ids), "the first run should be killed mid-job"
-        with sqlite3.connect(journal) as db:
+        with contextlib.closing(sqlite3.connect(journal)) as db:
             done = {row[0] for row in db.execute("SELECT value FROM outcomes WHERE status = 'terminated'")}
         first_run = len(fake.api_requests())
         code, out, err = await run(args, DEV)
@@ -289,31 +265,8 @@ async def test_journal_resume_after_kill(tmp_path: Path) -> None:
     resent = {v for r in second_run for v in r.body["user_ids"]} & done
     assert resent == set()
     assert set(fake.terminated["user_ids"]) == set(ids)
-    assert f"{len(done):,} already terminated by an earlier run (journal)" in out
-
-
-async def test_ctrl_c_stops_cleanly_and_resumes(tmp_path: Path) -> None:
-    """SIGINT exits 130 with a hint; the journal holds only what Box accepted; a rerun finishes."""
-    fake = FakeBox(latency=0.05)
-    ids = [str(i) for i in range(1, 401)]
-    journal = tmp_path / "journal.sqlite"
-    async with fake.serve() as base_url:
-        args = ["terminate", "--user-ids", write(tmp_path / "ids.txt", ids), "--batch-size", "10"]
-        args += ["--max-concurrency", "2", "--rate", "600", "--journal", str(journal), "--base-url", base_url]
-        proc = await start(args, DEV)
-        while len(fake.terminated["user_ids"]) < 50:  # noqa: ASYNC110 - polling the fake's record
-            await asyncio.sleep(0.02)
-        proc.send_signal(signal.SIGINT)
-        _, err = await asyncio.wait_for(proc.communicate(), 30)
-        assert proc.returncode == 130
-        assert "interrupted" in err.decode()
-        assert "Traceback" not in err.decode()
-        with sqlite3.connect(journal) as db:
-            done = {row[0] for row in db.execute("SELECT value FROM outcomes WHERE status = 'terminated'")}
-        assert done <= set(fake.terminated["user_ids"])
-        code, _, _ = await run(args, DEV)
-    assert code == 0
-    assert set(fake.terminated["user_ids"]) == set(ids)
+    assert f"{len(done):,} more already terminated by an earlier run of this job (journal)" in out
+    assert f"{len(ids):,} terminated in all" in out
 
 
 async def test_fake_server_command(tmp_path: Path) -> None:
@@ -339,3 +292,95 @@ async def test_demo_runs_and_accounts_for_everything() -> None:
     assert "Terminated 6,050 of 6,053 distinct inputs" in out
     assert "3 invalid input" in out
     assert "each once: yes" in out
+
+
+@pytest.fixture
+def sqlite_connections(monkeypatch: pytest.MonkeyPatch) -> list[sqlite3.Connection]:
+    """Every SQLite connection opened while the test runs, to check that each was closed."""
+    opened: list[sqlite3.Connection] = []
+    connect = sqlite3.connect
+
+    def tracking_connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        db: sqlite3.Connection = connect(*args, **kwargs)
+        opened.append(db)
+        return db
+
+    monkeypatch.setattr(sqlite3, "connect", tracking_connect)
+    return opened
+
+
+def is_closed(db: sqlite3.Connection) -> bool:
+    try:
+        db.execute("SELECT 1")
+    except sqlite3.ProgrammingError:  # "Cannot operate on a closed database."
+        return True
+    return False
+
+
+def run_in_process(
+    monkeypatch: pytest.MonkeyPatch, args: Sequence[str], env: dict[str, str]
+) -> tuple[int, str, list[str]]:
+    """Run the command here with only `env` of BOX_*; return its status, stderr and unclosed-resource warnings."""
+    for key in [key for key in os.environ if key.startswith("BOX_")]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    err = io.StringIO()
+    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stderr(err):
+        warnings.simplefilter("always")
+        code = main(args)
+        gc.collect()  # anything the command dropped unclosed warns now, inside this block
+    return code, err.getvalue(), [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+def test_journal_that_is_not_a_database_exits_2_and_is_closed(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sqlite_connections: list[sqlite3.Connection],
+) -> None:
+    """A --journal file that is not an SQLite database exits 2 and leaves its connection closed."""
+    journal = write(tmp_path / "notes.txt", ["these are notes, not a journal"] * 50)
+    code, err, unclosed = run_in_process(monkeypatch, ["terminate", "--user-id", "1", "--journal", journal], DEV)
+    assert code == 2
+    assert "--journal: cannot use" in err
+    assert len(sqlite_connections) == 1
+    assert is_closed(sqlite_connections[0])
+    assert unclosed == []
+
+
+def test_usage_error_after_journal_and_report_are_open_closes_both(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sqlite_connections: list[sqlite3.Connection],
+) -> None:
+    """A usage error found once the journal and the report file are open (a full disk) exits 2 and closes both."""
+    args = ["terminate", "--user-id", "1", "--journal", str(tmp_path / "journal.sqlite")]
+    args += ["--report", "/dev/full", "--base-url", "http://127.0.0.1:9"]
+    code, err, unclosed = run_in_process(monkeypatch, args, DEV)
+    assert code == 2
+    assert "--report: cannot write '/dev/full'" in err
+    assert len(sqlite_connections) == 1
+    assert is_closed(sqlite_connections[0])
+    assert unclosed == []  # the report file
+
+
+@pytest.mark.parametrize(
+    ("extra_args", "env", "message"),
+    [
+        pytest.param(["--group-ids", "/nonexistent/groups.txt"], DEV, "cannot read", id="a-later-file-is-missing"),
+        pytest.param([], {}, "no credentials", id="no-credentials"),
+    ],
+)
+def test_usage_error_after_input_files_are_open_closes_them(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    extra_args: list[str],
+    env: dict[str, str],
+    message: str,
+) -> None:
+    """A usage error found once input files are open exits 2 and leaves none of them open."""
+    ids = write(tmp_path / "ids.txt", ["1", "2"])
+    code, err, unclosed = run_in_process(monkeypatch, ["terminate", "--user-ids", ids, *extra_args], env)
+    assert code == 2
+    assert message in err
+    assert unclosed == []

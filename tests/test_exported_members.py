@@ -13,7 +13,8 @@ def test_all_is_sorted_and_complete() -> None:
     assert box_sessions.__all__ == sorted(box_sessions.__all__)
     # pytest's assertion rewriting (the package ships a pytest plugin) may add "@py_builtins".
     names = {name for name in dir(box_sessions) if name.isidentifier()}
-    public = {name for name in names if not name.startswith("_")} - {"testing"}
+    # The public submodules appear as attributes once imported (by other tests).
+    public = {name for name in names if not name.startswith("_")} - {"testing", "redis"}
     assert public == set(box_sessions.__all__) - {"__version__"}
 
 
@@ -36,6 +37,15 @@ def test_contract_names_exist() -> None:
         "ServerError",
     ]:
         assert name in box_sessions.__all__, name
+
+
+def test_shared_state_names_exist() -> None:
+    """The names code outside the package uses to share state across processes are exported."""
+    import box_sessions.redis  # noqa: PLC0415 - imported here: the core never imports redis
+
+    for name in ["LockingTokenStore", "Shared", "SharedLock", "SharedStateError", "SharedToken", "SharedTokens"]:
+        assert name in box_sessions.__all__, name
+    assert box_sessions.redis.__all__ == ["RedisShare", "RedisTokenStore"]
 
 
 def test_version_comes_from_metadata() -> None:

@@ -21,7 +21,7 @@ from box_sessions import (
     RetryPolicy,
     ServerError,
 )
-from box_sessions.testing import DropConnection, FakeBox, FakeClock, Request
+from box_sessions.testing import ControlEndpoint, DropConnection, FakeBox, FakeClock, Request
 
 NO_RETRY = RetryPolicy(max_attempts=1)
 
@@ -79,6 +79,17 @@ async def test_rate_limit_answers_429_with_lower_case_integer_retry_after() -> N
     assert json.loads(statuses[2].body)["code"] == "rate_limit_exceeded"
     clock.advance(1.0)
     assert (await fake.handle(post("/2.0/groups/terminate_sessions", b'{"group_ids":["1"]}'))).status == 202
+
+
+async def test_rate_limit_set_on_a_live_fake_applies_at_once() -> None:
+    """Setting rate_limit and burst on a fake already answering limits its very next requests."""
+    fake = FakeBox(clock=FakeClock())
+    request = post("/2.0/groups/terminate_sessions", b'{"group_ids":["1"]}')
+    assert [(await fake.handle(request)).status for _ in range(3)] == [202, 202, 202]
+    fake.rate_limit = 60
+    fake.burst = 1
+    statuses = [(await fake.handle(request)).status for _ in range(2)]
+    assert statuses == [202, 429]
 
 
 async def test_fractional_retry_after_when_asked() -> None:
@@ -381,6 +392,7 @@ async def test_each_server_error_has_its_own_code_and_message() -> None:
 def test_control_endpoints_are_listed() -> None:
     """FakeBox lists its own endpoints (method, path, description) for banners and docs."""
     assert [(e.method, e.path) for e in FakeBox.control_endpoints] == [("GET", "/_fakebox/stats")]
+    assert all(isinstance(e, ControlEndpoint) for e in FakeBox.control_endpoints)
     assert all(e.description for e in FakeBox.control_endpoints)
 
 

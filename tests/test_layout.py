@@ -19,6 +19,8 @@ LAYERS: dict[str, int] = {
     "_validation": 0,
     "_json": 0,
     "_tasks": 0,
+    "_redact": 0,
+    "_shared": 0,  # the protocols of state shared across processes, for every layer
     "_auth": 1,
     "_transport": 2,
     "_termination": 3,

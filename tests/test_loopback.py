@@ -135,7 +135,7 @@ async def test_429_cooldown_delays_requests_sent_beside_it() -> None:
     ):
         manager = client.session_termination
         limited = asyncio.create_task(manager.terminate_users_sessions(user_ids=["1"]))
-        while client._transport.cooldown.remaining == 0:  # noqa: ASYNC110 - no event to wait on
+        while client._transport.pacing.cooldown.remaining == 0:  # noqa: ASYNC110 - no event to wait on
             await asyncio.sleep(0.005)
         beside = [asyncio.create_task(manager.terminate_groups_sessions([g])) for g in range(5)]
         await asyncio.gather(limited, *beside)

@@ -116,7 +116,7 @@ async def test_no_slot_starts_inside_the_cool_down() -> None:
     clock = FakeClock()
     limiter = RateLimiter(RateLimit(requests_per_minute=600), clock)
     reservation = await limiter.acquire()
-    await limiter.on_answer(reservation, 429, "3")
+    await limiter.on_answer(reservation, 429, 3.0)
     assert (await limiter.state.reserve(0.1, burst=1, max_wait=None)).wait == pytest.approx(3.0)
 
 
@@ -285,7 +285,7 @@ async def test_429_through_client_lowers_the_rate(respx_mock: respx.MockRouter, 
     respx_mock.post(USERS_URL).mock(side_effect=[box_error(429, retry_after="1"), accepted()])
     async with make_client(rate_limit=RateLimit(requests_per_minute=600)) as client:
         await client.session_termination.terminate_users_sessions(user_ids=["1"])
-        limiter = client._transport.limiter
+        limiter = client._transport.pacing.limiter
         assert limiter is not None
         assert limiter.decreases == 1
         assert limiter.rate < 10.0

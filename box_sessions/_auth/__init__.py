@@ -5,7 +5,7 @@ from ._cache import BoxAuth, TokenPoster, TokenRequester
 from ._grant import TokenGrant
 from ._jwt import JWTAuth
 from ._oauth2 import OAuth2Auth
-from ._stores import InMemoryTokenStore, JSONFileTokenStore, OAuth2Tokens, TokenStore
+from ._stores import InMemoryTokenStore, JSONFileTokenStore, LockingTokenStore, OAuth2Tokens, TokenStore
 
 __all__ = [
     "AppAuth",
@@ -15,6 +15,7 @@ __all__ = [
     "InMemoryTokenStore",
     "JSONFileTokenStore",
     "JWTAuth",
+    "LockingTokenStore",
     "OAuth2Auth",
     "OAuth2Tokens",
     "SubjectAuth",

@@ -10,9 +10,19 @@ import httpx
 from .._clock import Clock
 from .._validation import check_secure_url, normalise_id
 from ._cache import BoxAuth, TokenRequester
-from ._grant import TokenGrant
+from ._grant import TokenGrant, unsendable_part
 
-__all__ = ["AppAuth", "CCGAuth", "DeveloperTokenAuth", "SubjectAuth", "non_empty_str", "optional_non_empty_str"]
+__all__ = [
+    "AppAuth",
+    "CCGAuth",
+    "DeveloperTokenAuth",
+    "SubjectAuth",
+    "bearer_token",
+    "non_empty_str",
+    "optional_bearer_token",
+    "optional_non_empty_str",
+    "strip_str",
+]
 
 
 def non_empty_str(_inst: object, attribute: attrs.Attribute[str], value: object) -> None:
@@ -29,6 +39,31 @@ def optional_non_empty_str(_inst: object, attribute: attrs.Attribute[str | None]
         non_empty_str(_inst, attribute, value)  # type: ignore[arg-type]
 
 
+def strip_str(value: object) -> object:
+    """attrs converter: drop white space around a ``str`` (a token read from a file keeps its newline)."""
+    return value.strip() if isinstance(value, str) else value
+
+
+def bearer_token(inst: object, attribute: attrs.Attribute[str], value: object) -> None:
+    """attrs validator: a non-blank ``str`` that can go in an ``Authorization`` header.
+
+    The error names the argument and what is wrong, never the token.
+    """
+    non_empty_str(inst, attribute, value)
+    unsendable = unsendable_part(value) if isinstance(value, str) else None
+    if unsendable is not None:
+        raise ValueError(
+            f"{attribute.alias or attribute.name} must be printable ASCII without spaces, as Box's tokens are: "
+            f"it holds {unsendable} (white space around it is dropped)"
+        )
+
+
+def optional_bearer_token(inst: object, attribute: attrs.Attribute[str | None], value: object) -> None:
+    """attrs validator: ``None`` or a `bearer_token`."""
+    if value is not None:
+        bearer_token(inst, attribute, value)  # type: ignore[arg-type]
+
+
 @attrs.define(slots=False, repr=False)
 class DeveloperTokenAuth(BoxAuth):
     """A developer token pasted from Box's developer console.
@@ -37,11 +72,17 @@ class DeveloperTokenAuth(BoxAuth):
     `AuthenticationError` saying so.
 
     Args:
-        token: The developer token. Never shown in a repr, a log or an error.
+        token: The developer token. White space around it (a newline from a file) is dropped.
+            Never shown in a repr, a log or an error.
+
+    Raises:
+        TypeError: ``token`` is not a ``str``.
+        ValueError: ``token`` is empty, or holds white space, a control or a non-ASCII character
+            (the message says which and where, not the token).
     """
 
     can_refresh: ClassVar[bool] = False
-    _token: str = attrs.field(validator=non_empty_str, alias="token")
+    _token: str = attrs.field(converter=strip_str, validator=bearer_token, alias="token")
 
     async def _fetch(self, request_token: TokenRequester, token_url: httpx.URL, clock: Clock) -> TokenGrant:
         return TokenGrant(access_token=self._token, expires_in=None, issued_now=False)
@@ -90,6 +131,12 @@ class SubjectAuth(AppAuth):
         if self.enterprise_id is not None:
             return "enterprise", self.enterprise_id
         return "user", str(self.user_id)
+
+    def _share_key(self, token_url: httpx.URL) -> str | None:
+        # The Box identity the token is for: processes of the same app acting as the same subject
+        # share one token. The secret is not part of it: a key must never hold a secret.
+        kind, subject = self._subject
+        return f"{token_url} {self.client_id} {kind}:{subject}"
 
     def with_user_subject(self, user_id: str | int) -> SubjectAuth:
         """The same app acting as ``user_id``, with a token cache of its own."""

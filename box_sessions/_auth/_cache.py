@@ -4,25 +4,43 @@ The transport asks an auth object for a token with `BoxAuth.get_token` and drops
 refused with `BoxAuth.invalidate`: that is the whole protocol between the two layers. However
 many requests need a token at once, one token request is made. Each method only says how to get
 a token (`BoxAuth._fetch`).
+
+A token request runs as a task of its own, which every caller needing the token waits on. A
+caller that is cancelled (a web request that went away) stops waiting at once, but the request it
+started runs to its end: Box spends an OAuth 2.0 refresh token when it receives it, so a refresh
+cut short would lose the new pair. The callers still waiting get its result, success or failure;
+the next call after it ended may try again. `BoxAuth.drain` lets the requests in flight finish
+when a client closes.
+
+With a share (`BoxClient(shared=...)`), a CCG or JWT token request goes through it
+(`._sharing`): one token per expiry for all the processes of the app.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+import logging
+import math
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import ClassVar
 
 import attrs
 import httpx
 
 from .._clock import Clock
+from .._errors import BoxError, BoxTimeoutError
+from .._shared import Shared, SharedTokens
 from ._grant import TokenGrant, grant_from_response
+from ._sharing import SharedFetch, had_from_grant
 
-__all__ = ["REFRESH_MARGIN", "BoxAuth", "TokenPoster", "TokenRequester"]
+__all__ = ["DEFAULT_DRAIN_TIMEOUT", "BoxAuth", "TokenPoster", "TokenRequester"]
 
-# Refresh this long before a token expires (capped at half its lifetime for short-lived tokens),
-# so that a request never leaves with a token that expires on the way.
-REFRESH_MARGIN = 60.0
+logger = logging.getLogger("box_sessions")
+
+#: Seconds `BoxAuth.drain` waits by default: one attempt's network timeout of a default client.
+DEFAULT_DRAIN_TIMEOUT = 30.0
+# After cancelling the requests that outlived the drain, how long to let them unwind.
+_UNWIND_TIMEOUT = 1.0
 
 #: What the transport gives: posts a form to the token endpoint (with the client's retries) and
 #: returns the 2xx answer.
@@ -30,57 +48,103 @@ TokenPoster = Callable[[httpx.URL, Mapping[str, str]], Awaitable[httpx.Response]
 #: What an auth method uses: posts a form to the token endpoint and returns the grant it gave.
 TokenRequester = Callable[[httpx.URL, Mapping[str, str]], Awaitable[TokenGrant]]
 
+#: ``(token, fresh)``: ``fresh`` when the token endpoint has just issued the token.
+_Token = tuple[str, bool]
+#: A share's tokens and the Box identity's key in it.
+_ShareAt = tuple[SharedTokens, str]
+
 
 @attrs.define
 class _TokenCache:
-    """One cached token with its refresh time, and a lock so that one fetch runs at a time."""
+    """One cached token with its refresh time, and the token request in flight, if any."""
 
     _token: str | None = attrs.field(default=None, repr=False)
     _refresh_at: float = 0.0
-    _lock: asyncio.Lock | None = attrs.field(default=None, repr=False)
-    _lock_loop: asyncio.AbstractEventLoop | None = attrs.field(default=None, repr=False)
+    _inflight: asyncio.Task[_Token] | None = attrs.field(default=None, repr=False)
+    _refused: str | None = attrs.field(default=None, repr=False)  # never taken back from a share
+    _sharing: SharedFetch = attrs.field(factory=SharedFetch)
 
     def _valid_token(self, now: float) -> str | None:
         return self._token if self._token is not None and now < self._refresh_at else None
 
-    def _loop_lock(self) -> asyncio.Lock:
-        # An asyncio.Lock belongs to one event loop; an auth object may outlive a loop (tests,
-        # asyncio.run twice), so each loop gets its own lock.
-        loop = asyncio.get_running_loop()
-        if self._lock is None or self._lock_loop is not loop:
-            self._lock, self._lock_loop = asyncio.Lock(), loop
-        return self._lock
+    def running_fetch(self) -> asyncio.Task[_Token] | None:
+        """The token request in flight on this event loop, if any.
 
-    async def get(self, fetch: Callable[[], Awaitable[TokenGrant]], clock: Clock) -> tuple[str, bool]:
-        """Return ``(token, fresh)``; ``fresh`` when this call just had the token issued."""
+        A task belongs to one event loop; an auth object may outlive a loop (tests, asyncio.run
+        twice), so a request left on another loop is ignored.
+        """
+        task = self._inflight
+        if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
+            return None
+        return task
+
+    async def get(
+        self,
+        fetch: Callable[[], Awaitable[TokenGrant]],
+        clock: Clock,
+        deadline: float | None,
+        share: _ShareAt | None = None,
+    ) -> _Token:
+        """Return ``(token, fresh)``; ``fresh`` when the token endpoint has just issued it."""
         token = self._valid_token(clock.monotonic())
         if token is not None:
             return token, False
-        async with self._loop_lock():
-            token = self._valid_token(clock.monotonic())
-            if token is not None:  # another request fetched it while this one waited
-                return token, False
-            grant = await fetch()
-            now = clock.monotonic()
-            if grant.expires_in is None:
-                self._refresh_at = float("inf")
-            else:
-                lifetime = max(0.0, grant.expires_in)
-                self._refresh_at = now + lifetime - min(REFRESH_MARGIN, lifetime / 2)
-            self._token = grant.access_token
-            return grant.access_token, grant.issued_now
+        remaining = math.inf if deadline is None else deadline - clock.monotonic()
+        if remaining <= 0:
+            raise BoxTimeoutError("the call's deadline passed before a token could be had")
+        task = self.running_fetch()
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._fill(fetch, clock, share))
+            task.add_done_callback(self._fetch_ended)
+            self._inflight = task
+        return await _wait_for_fetch(task, remaining)
+
+    async def _fill(self, fetch: Callable[[], Awaitable[TokenGrant]], clock: Clock, share: _ShareAt | None) -> _Token:
+        if share is None:
+            had = had_from_grant(await fetch())
+        else:
+            tokens, key = share
+            had = await self._sharing.get(tokens, key, fetch, clock, refused=self._refused)
+        self._refresh_at = clock.monotonic() + had.refresh_in
+        self._token = had.access_token
+        return had.access_token, had.issued_now
+
+    def _fetch_ended(self, task: asyncio.Task[_Token]) -> None:
+        if self._inflight is task:
+            self._inflight = None
+        if not task.cancelled():
+            task.exception()  # every caller may have gone: the error is theirs, not the loop's to report
 
     def invalidate(self, token: str) -> None:
-        """Forget ``token`` if it is still the cached one (a newer one is kept)."""
+        """Forget ``token`` if it is still the cached one (a newer one is kept); never take it from a share again."""
+        self._refused = token
         if self._token == token:
             self._token = None
+
+
+async def _wait_for_fetch(task: asyncio.Task[_Token], remaining: float) -> _Token:
+    """Wait for the shared token request until it ends or ``remaining`` seconds pass.
+
+    `asyncio.wait` never cancels what it waits on: a caller cancelled here leaves the request
+    running for the others.
+    """
+    done, _ = await asyncio.wait({task}, timeout=None if math.isinf(remaining) else remaining)
+    if not done:
+        raise BoxTimeoutError(
+            f"waited {remaining:.1f} s for the token request in flight, until this call's deadline; "
+            "the request goes on for the other callers"
+        )
+    if task.cancelled():
+        raise BoxError("the token request was cancelled before it ended: its client was closed")
+    return task.result()
 
 
 @attrs.define(slots=False)
 class BoxAuth:
     """Base of the auth methods: owns the token cache shared by all of them.
 
-    `get_token` and `invalidate` are what a `BoxClient` calls; application code has no need to.
+    `get_token` and `invalidate` are what a `BoxClient` calls, and `drain` what it awaits when it
+    closes; application code has no need to.
     """
 
     can_refresh: ClassVar[bool] = True
@@ -92,29 +156,92 @@ class BoxAuth:
     async def _fetch(self, request_token: TokenRequester, token_url: httpx.URL, clock: Clock) -> TokenGrant:
         raise NotImplementedError
 
+    def _share_key(self, token_url: httpx.URL) -> str | None:
+        """The Box identity whose token processes may share, or ``None`` when this method's tokens are its own."""
+        return None
+
     def _cache(self, token_url: httpx.URL) -> _TokenCache:
         # Keyed by token URL: one auth object used against two hosts never mixes their tokens.
         return self._caches.setdefault(str(token_url), _TokenCache())
 
-    async def get_token(self, post: TokenPoster, default_token_url: httpx.URL, clock: Clock) -> tuple[str, bool]:
+    async def get_token(
+        self,
+        post: TokenPoster,
+        default_token_url: httpx.URL,
+        clock: Clock,
+        *,
+        deadline: float | None = None,
+        shared: Shared | None = None,
+    ) -> tuple[str, bool]:
         """A valid access token, fetched through ``post`` when none is cached.
 
         Args:
             post: Posts a form to the token endpoint and returns the 2xx answer.
             default_token_url: The client's token URL, used unless the method names its own.
             clock: The client's clock, for expiry.
+            deadline: The call's deadline on ``clock.monotonic()``: waiting for a token request in
+                flight ends there (the request goes on for the others). ``None``: no deadline.
+            shared: State shared with other processes: a CCG or JWT token is had through it, one
+                per expiry for all of them. Other methods keep their tokens to themselves (OAuth
+                2.0 shares through its ``token_store``).
 
         Returns:
             ``(token, fresh)``: ``fresh`` when the token endpoint has just issued it (a 401 on a
             fresh token means the credentials are refused, not that the token expired).
+
+        Raises:
+            BoxError: the token request failed (the same error for every caller waiting on it).
+            BoxTimeoutError: the deadline passed while waiting for the token request.
         """
 
         async def request_token(url: httpx.URL, form: Mapping[str, str]) -> TokenGrant:
             return grant_from_response(await post(url, form))
 
         url = self._token_url(default_token_url)
-        return await self._cache(url).get(lambda: self._fetch(request_token, url, clock), clock)
+        key = None if shared is None else self._share_key(url)
+        share = None if shared is None or key is None else (shared.tokens, key)
+        return await self._cache(url).get(lambda: self._fetch(request_token, url, clock), clock, deadline, share)
 
     def invalidate(self, token: str, default_token_url: httpx.URL) -> None:
         """Forget ``token`` (Box refused it) so that the next `get_token` fetches a new one."""
         self._cache(self._token_url(default_token_url)).invalidate(token)
+
+    def _running_fetches(self) -> Iterator[asyncio.Task[_Token]]:
+        for cache in list(self._caches.values()):
+            task = cache.running_fetch()
+            if task is not None:
+                yield task
+
+    async def drain(self, *, timeout: float = DEFAULT_DRAIN_TIMEOUT) -> None:
+        """Let the token requests in flight on this event loop end, waiting at most ``timeout`` seconds.
+
+        A client awaits this when it closes, before closing its connections, so that a token
+        request whose caller went away still ends and its result is kept (an OAuth 2.0 refresh
+        saved through its store). Requests still running after ``timeout`` are cancelled, with a
+        warning, so that nothing is left running.
+
+        Args:
+            timeout: Seconds to wait; ``0`` cancels at once.
+
+        Raises:
+            TypeError, ValueError: ``timeout`` is not a non-negative number.
+        """
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise TypeError(f"timeout must be a number of seconds, got {type(timeout).__name__}")
+        if not timeout >= 0:
+            raise ValueError(f"timeout must not be negative, got {timeout!r}")
+        running = set(self._running_fetches())
+        if not running:
+            return
+        _, pending = await asyncio.wait(running, timeout=timeout)
+        if not pending:
+            return
+        logger.warning(
+            "%d token request(s) still in flight %.1f s after the client began closing were cancelled; "
+            "an OAuth 2.0 refresh cut short may have spent its refresh token at Box",
+            len(pending),
+            timeout,
+        )
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=_UNWIND_TIMEOUT)

@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import attrs
 import httpx
 
 from .._errors import AuthenticationError
 from .._json import json_object
 
-__all__ = ["DEFAULT_TOKEN_LIFETIME", "TokenGrant", "grant_from_response"]
+__all__ = [
+    "DEFAULT_TOKEN_LIFETIME",
+    "REFRESH_MARGIN",
+    "TokenGrant",
+    "grant_from_response",
+    "refresh_after",
+    "unsendable_part",
+]
 
 #: Box's documented access-token lifetime, assumed when a token answer has no usable expires_in.
 DEFAULT_TOKEN_LIFETIME = 3600.0
+# Refresh this long before a token expires (capped at half its lifetime for short-lived tokens),
+# so that a request never leaves with a token that expires on the way.
+REFRESH_MARGIN = 60.0
+
+
+def refresh_after(lifetime: float) -> float:
+    """Seconds after issue at which a token living ``lifetime`` seconds is replaced."""
+    lifetime = max(0.0, lifetime)
+    return lifetime - min(REFRESH_MARGIN, lifetime / 2)
 
 
 @attrs.frozen(kw_only=True)
@@ -32,13 +50,33 @@ class TokenGrant:
     issued_now: bool = True
 
 
+def unsendable_part(token: str) -> str | None:
+    """What in ``token`` cannot go in an ``Authorization`` header, or ``None`` when it can.
+
+    A bearer token is printable ASCII without spaces. The answer names the kind of character and
+    its position, never the token.
+    """
+    for position, char in enumerate(token, start=1):
+        if "!" <= char <= "~":
+            continue
+        if char.isspace():
+            kind = "white space"
+        elif unicodedata.category(char) == "Cc":
+            kind = "a control character"
+        else:
+            kind = "a non-ASCII character"
+        return f"{kind} at position {position}"
+    return None
+
+
 def grant_from_response(response: httpx.Response) -> TokenGrant:
     """Read the token endpoint's 2xx answer: ``access_token``, ``expires_in``, ``refresh_token``.
 
     A missing or unusable ``expires_in`` counts as Box's documented 60 minutes.
 
     Raises:
-        AuthenticationError: the answer has no usable access token.
+        AuthenticationError: the answer has no usable access token, or one that cannot be sent in
+            a header (retrying would not change it).
     """
     body = json_object(response.content)
     token = body.get("access_token")
@@ -49,6 +87,13 @@ def grant_from_response(response: httpx.Response) -> TokenGrant:
     if not isinstance(token, str) or not token:
         raise AuthenticationError(
             "the token endpoint answered with an empty access_token",
+            status=response.status_code,
+            headers=response.headers,
+        )
+    unsendable = unsendable_part(token)
+    if unsendable is not None:
+        raise AuthenticationError(
+            f"the token endpoint answered with an access_token that cannot be sent in a header: it holds {unsendable}",
             status=response.status_code,
             headers=response.headers,
         )

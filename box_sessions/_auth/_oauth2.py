@@ -1,16 +1,24 @@
-"""`OAuth2Auth`: a user's OAuth 2.0 tokens, refreshed single-flight with single-use refresh tokens."""
+"""`OAuth2Auth`: a user's OAuth 2.0 tokens, refreshed single-flight with single-use refresh tokens.
+
+Within a process the token cache makes the refresh single-flight; across processes the store's
+lock does (`LockingTokenStore`), held across load, refresh and save. A refresh never runs without
+the lock of a store that has one: two refreshes with one refresh token would log the user out.
+"""
 
 from __future__ import annotations
+
+import contextlib
 
 import attrs
 import httpx
 
 from .._clock import Clock
 from .._errors import AuthenticationError, BoxError
-from ._app import AppAuth, optional_non_empty_str
+from .._shared import SharedStateError
+from ._app import AppAuth, optional_bearer_token, strip_str
 from ._cache import TokenRequester
 from ._grant import TokenGrant
-from ._stores import InMemoryTokenStore, OAuth2Tokens, TokenStore
+from ._stores import InMemoryTokenStore, LockingTokenStore, OAuth2Tokens, TokenStore
 
 __all__ = ["OAuth2Auth"]
 
@@ -21,23 +29,38 @@ class OAuth2Auth(AppAuth):
 
     Box's refresh tokens work once: a refresh returns a new pair and spends the old refresh token,
     so two concurrent refreshes would log the user out. Refresh here is single-flight, and the new
-    pair is saved through ``token_store`` before any request uses the new access token.
+    pair is saved through ``token_store`` before any request uses the new access token. With a
+    store several processes share (one with a ``lock()``, e.g. ``RedisShare.token_store(key)`` or
+    `JSONFileTokenStore`), the lock is held across load, refresh and save: one process refreshes,
+    the others use what it saved.
 
     Args:
         client_id: The app's client id.
         client_secret: The app's client secret. Never shown in a repr, a log or an error.
         access_token: A current access token, if you have one (used until Box refuses it).
         refresh_token: The refresh token. Needed unless ``token_store`` already holds tokens.
+            White space around either token (a newline from a file) is dropped; white space, a
+            control or a non-ASCII character inside is a ``ValueError`` that does not quote it.
         token_store: Where the tokens live between refreshes (default: `InMemoryTokenStore`).
             What the store holds wins over ``access_token``/``refresh_token``, which only seed
             an empty store: a store saved by an earlier run has the newer refresh token.
         token_url: Where tokens come from; by default ``{base_url}/oauth2/token`` of the client.
+
+    A call needing a token raises `AuthenticationError` (code ``token_store_unavailable``) when
+    the store's lock cannot be taken because the shared state is unreachable: the refresh is not
+    tried without it.
     """
 
-    _access_token: str | None = attrs.field(default=None, validator=optional_non_empty_str, alias="access_token")
-    _refresh_token: str | None = attrs.field(default=None, validator=optional_non_empty_str, alias="refresh_token")
+    _access_token: str | None = attrs.field(
+        default=None, converter=strip_str, validator=optional_bearer_token, alias="access_token"
+    )
+    _refresh_token: str | None = attrs.field(
+        default=None, converter=strip_str, validator=optional_bearer_token, alias="refresh_token"
+    )
     token_store: TokenStore = attrs.field(factory=InMemoryTokenStore)
-    _stored_used: bool = attrs.field(default=False, init=False, repr=False)
+    # The access token last handed to the cache: a stored one that differs was saved by another
+    # process (or an earlier run) and is used before refreshing; the same one needs a refresh.
+    _handed_out: str | None = attrs.field(default=None, init=False, repr=False)
     _unsaved: OAuth2Tokens | None = attrs.field(default=None, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -57,16 +80,33 @@ class OAuth2Auth(AppAuth):
         return seed
 
     async def _fetch(self, request_token: TokenRequester, token_url: httpx.URL, clock: Clock) -> TokenGrant:
+        async with contextlib.AsyncExitStack() as held:
+            if isinstance(self.token_store, LockingTokenStore):
+                try:
+                    await held.enter_async_context(self.token_store.lock())
+                except SharedStateError as exc:
+                    raise AuthenticationError(
+                        f"cannot refresh the OAuth 2.0 token: the lock of its token store could not be taken ({exc}); "
+                        "refreshing without it could spend the refresh token twice and log the user out",
+                        status=0,
+                        code="token_store_unavailable",
+                    ) from exc
+            grant = await self._fetch_holding_lock(request_token, token_url, clock)
+            self._handed_out = grant.access_token
+            return grant
+
+    async def _fetch_holding_lock(
+        self, request_token: TokenRequester, token_url: httpx.URL, clock: Clock
+    ) -> TokenGrant:
         if self._unsaved is not None:  # a refresh whose save failed: save it before anything else
             await self.token_store.save(self._unsaved)
             saved, self._unsaved = self._unsaved, None
             return self._grant_from(saved, clock, issued_now=False)
         stored = await self._stored()
         fresh_enough = stored.expires_at is None or stored.expires_at > clock.time() + 1
-        if not self._stored_used and stored.access_token is not None and fresh_enough:
-            self._stored_used = True  # try the stored access token once; a 401 on it means refresh
+        if stored.access_token is not None and stored.access_token != self._handed_out and fresh_enough:
+            # Saved by another process, or given: use it; a 401 on it means refresh.
             return self._grant_from(stored, clock, issued_now=False)
-        self._stored_used = True
         form = {
             "grant_type": "refresh_token",
             "refresh_token": stored.refresh_token,

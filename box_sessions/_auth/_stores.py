@@ -1,20 +1,42 @@
-"""Where OAuth 2.0 token pairs live between refreshes: the `TokenStore` protocol and two stores."""
+"""Where OAuth 2.0 token pairs live between refreshes: the `TokenStore` protocols and two stores.
+
+A store that several processes use has a lock (`LockingTokenStore`): `OAuth2Auth` holds it across
+load, refresh and save, so one process refreshes and the next reads what it saved.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-from .._errors import BoxError
+from .._errors import BoxError, BoxTimeoutError
 
-__all__ = ["InMemoryTokenStore", "JSONFileTokenStore", "OAuth2Tokens", "TokenStore"]
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: the file store locks within the process only
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "FILE_LOCK_WAIT",
+    "InMemoryTokenStore",
+    "JSONFileTokenStore",
+    "LockingTokenStore",
+    "OAuth2Tokens",
+    "TokenStore",
+]
+
+#: The longest `JSONFileTokenStore.lock` waits for another process's refresh, by default.
+FILE_LOCK_WAIT = 60.0
+# Seconds between tries of a lock file another process holds.
+_FILE_LOCK_POLL = 0.05
 
 
 @attrs.frozen(kw_only=True)
@@ -71,6 +93,29 @@ class TokenStore(Protocol):
         ...
 
 
+@runtime_checkable
+class LockingTokenStore(TokenStore, Protocol):
+    """A `TokenStore` that several processes share, with a lock `OAuth2Auth` holds across a refresh.
+
+    Box's refresh tokens work once: two processes refreshing with the same one would log the user
+    out. `OAuth2Auth` holds ``lock()`` across load, refresh and save, so the next holder reads
+    what the last one saved. A store without ``lock`` is used by one process only.
+    """
+
+    def lock(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """An async context manager holding the store's lock, shared by every process that uses it.
+
+        It must free itself if its holder dies (a lock with a time to live, a file lock the
+        system frees with the process), and must not free itself while its holder lives.
+
+        Raises:
+            SharedStateError: the shared state behind the lock could not be reached; `OAuth2Auth`
+                then refuses to refresh.
+            BoxTimeoutError: another process held the lock longer than the store waits.
+        """
+        ...
+
+
 class InMemoryTokenStore:
     """Keeps the tokens in memory only (the default): they are gone when the process ends."""
 
@@ -91,11 +136,74 @@ class JSONFileTokenStore:
     """Keeps the tokens in a JSON file readable by its owner only (0600), replaced atomically.
 
     A new file is written next to the old one and renamed over it, so a crash mid-write leaves
-    the previous tokens intact.
+    the previous tokens intact. `lock` takes an exclusive ``flock`` on a lock file beside it
+    (``<path>.lock``, 0600), so that processes on one machine sharing the file refresh one at a
+    time; the system frees it when its holder dies. (On systems without ``fcntl``, Windows, the
+    lock holds within one process only.)
+
+    Args:
+        path: The JSON file.
+        lock_wait: The longest `lock` waits for another process's refresh, in seconds.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, lock_wait: float = FILE_LOCK_WAIT) -> None:
+        if isinstance(lock_wait, bool) or not isinstance(lock_wait, (int, float)):
+            raise TypeError(f"lock_wait must be a number of seconds, got {type(lock_wait).__name__}")
+        if not lock_wait > 0:
+            raise ValueError(f"lock_wait must be positive, got {lock_wait!r}")
         self.path = Path(path)
+        self.lock_wait = float(lock_wait)
+
+    @contextlib.asynccontextmanager
+    async def lock(self) -> AsyncIterator[None]:
+        """Hold the lock file's exclusive lock.
+
+        Each call opens the lock file anew, so two holders in one process exclude each other too.
+        Opening a small local file does not block the loop for long; doing it in a thread would
+        leak the descriptor when the caller is cancelled meanwhile.
+
+        Raises:
+            BoxError: the lock file cannot be opened.
+            BoxTimeoutError: another process held it for ``lock_wait`` seconds.
+        """
+        fd = self._open_lock_file()
+        try:
+            await self._flock(fd)
+            try:
+                yield
+            finally:
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def _open_lock_file(self) -> int:
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            return os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise BoxError(f"cannot open the token file's lock {str(lock_path)!r}: {type(exc).__name__}") from None
+
+    async def _flock(self, fd: int) -> None:
+        # Tries without blocking: a thread blocked in flock could be neither cancelled nor bounded.
+        if fcntl is None:  # pragma: no cover - Windows
+            return
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.lock_wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # another holder
+                if loop.time() >= give_up:
+                    raise BoxTimeoutError(
+                        f"another process has held the lock of the token file {str(self.path)!r} "
+                        f"for {self.lock_wait:g} s"
+                    ) from None
+                await asyncio.sleep(_FILE_LOCK_POLL)
+            except OSError as exc:  # a file system without locks (some network ones)
+                raise BoxError(f"cannot lock the token file {str(self.path)!r}: {type(exc).__name__}") from None
+            else:
+                return
 
     async def load(self) -> OAuth2Tokens | None:
         return await asyncio.to_thread(self._load)

@@ -101,6 +101,8 @@ class Tally:
     """Values Box accepted, per field."""
     failure_kinds: collections.Counter[str] = attrs.field(factory=collections.Counter)
     """Values that failed, per kind (see `failure_kind`)."""
+    samples: dict[str, str] = attrs.field(factory=dict)
+    """The first error message of each kind of failure, to show beside its count."""
 
     @property
     def failed(self) -> int:
@@ -112,7 +114,9 @@ class Tally:
         for field, _ in result.terminated:
             self.terminated[field] += 1
         for failure in result.failed:
-            self.failure_kinds[failure_kind(failure.error)] += 1
+            kind = failure_kind(failure.error)
+            self.failure_kinds[kind] += 1
+            self.samples.setdefault(kind, _shortened(str(failure.error)))
 
 
 @attrs.define
@@ -191,6 +195,25 @@ class TerminationReport:
         )
 
 
+#: The most kinds of failure a summary quotes a message of, and the longest message it quotes.
+_SAMPLED_KINDS, _SAMPLE_CHARS = 3, 160
+_ACCEPTED_MEANS = (
+    "Box accepted these as termination jobs that it runs asynchronously: its answer says to check "
+    "the admin events for their status."
+)
+
+
+def _shortened(message: str) -> str:
+    return message if len(message) <= _SAMPLE_CHARS else message[: _SAMPLE_CHARS - 3] + "..."
+
+
+def _reasons(tally: Tally) -> str:
+    """The most frequent kinds of failure, each with one message: the cause, on screen."""
+    kinds = sorted(tally.failure_kinds, key=lambda kind: (-tally.failure_kinds[kind], kind))[:_SAMPLED_KINDS]
+    quoted = "; ".join(f'{kind}: "{tally.samples[kind]}"' for kind in kinds if kind in tally.samples)
+    return f" Most frequent reasons, one example each: {quoted}." if quoted else ""
+
+
 def failure_kind(error: BaseException) -> str:
     """How a failure is counted in a summary: "invalid input", or the error's class name."""
     return "invalid input" if isinstance(error, ValueError) else type(error).__name__
@@ -220,6 +243,9 @@ def summary_text(
         f"{duplicates:,} duplicates dropped. {requests:,} requests, {retries:,} retries, "
         f"{rate_limited:,} answered 429, in {elapsed:.1f} s."
     )
+    text += _reasons(tally)
+    if done:
+        text += f" {_ACCEPTED_MEANS}"
     if stopped_by is not None:
         text += f" Stopped early: {stopped_by}."
     return text

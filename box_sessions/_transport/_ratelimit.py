@@ -29,7 +29,6 @@ import attrs
 
 from .._clock import Clock
 from ._pacing_state import InProcessPacingState, PacingState, RateReading, RateRecord, Refusal, Reservation
-from ._policy import parse_retry_after
 
 __all__ = ["RateLimit", "RateLimiter", "adaptive_rate"]
 
@@ -152,18 +151,17 @@ class RateLimiter:
             return False  # the rate was lowered while this one waited: its slot was at the old rate
         return await self.state.cooldown_remaining() <= 0
 
-    async def on_answer(self, reservation: Reservation | None, status: int, retry_after: str | None) -> None:
+    async def on_answer(self, reservation: Reservation | None, status: int, retry_after: float | None) -> None:
         """Learn from the answer to a request sent in ``reservation`` (``None``: sent unpaced).
 
         Args:
             reservation: The request's slot.
             status: The answer's status (a 5xx says nothing about the rate).
-            retry_after: The answer's ``retry-after`` header, if any.
+            retry_after: The answer's ``retry-after`` in seconds, if any: no slot starts before it.
         """
         if status == 429:
-            seconds = parse_retry_after(retry_after, now=self._clock.time())
-            if seconds is not None:
-                await self.state.hold_cooldown(seconds)
+            if retry_after is not None:
+                await self.state.hold_cooldown(retry_after)
             if self.limit.adaptive and reservation is not None:
                 await self._lower(reservation)
         elif status < 500:

@@ -12,7 +12,6 @@ It knows requests and answers, nothing of batches or endpoints. One call (`Trans
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from collections.abc import Mapping
@@ -27,20 +26,19 @@ from .._errors import (
     BoxError,
     BoxTimeoutError,
     ClientClosedError,
-    RateLimitError,
     error_from_response,
-    scrub_secrets,
     with_note,
 )
-from .._tasks import time_limit
-from ._body import read_limited
-from ._cooldown import Cooldown
+from .._shared import Shared
+from .._tasks import LoopBinding, time_limit
 from ._gate import Gate, pool_size
 from ._hedge import Hedger
 from ._httpx_errors import map_httpx_errors
+from ._pacing import Pacing
 from ._policy import RetryBudget, RetryPolicy, parse_retry_after
 from ._ratelimit import RateLimiter
 from ._retrying import Call, CallObserver, Final, run_attempts
+from ._wire import attempt_limit, cap_timeout, send_once
 
 __all__ = ["Transport"]
 
@@ -61,24 +59,6 @@ _FRESH_401_NOTE = (
 _PUBLIC_FORM_FIELDS = frozenset({"grant_type", "client_id", "box_subject_type", "box_subject_id"})
 
 
-def _attempt_limit(timeout: httpx.Timeout) -> float | None:
-    """Wall-clock seconds one attempt may take, connect to last byte: the largest of httpx's timeouts."""
-    values = [v for v in (timeout.connect, timeout.read, timeout.write, timeout.pool) if v is not None]
-    return max(values) if values else None
-
-
-def _cap_timeout(timeout: httpx.Timeout, remaining: float) -> httpx.Timeout:
-    def cap(value: float | None) -> float:
-        return remaining if value is None else min(value, remaining)
-
-    return httpx.Timeout(
-        connect=cap(timeout.connect),
-        read=cap(timeout.read),
-        write=cap(timeout.write),
-        pool=cap(timeout.pool),
-    )
-
-
 class Transport:
     """Sends Box API calls with auth, retries, pacing, cool-down and deadline. Private to the package."""
 
@@ -95,19 +75,20 @@ class Transport:
         limiter: RateLimiter | None = None,
         as_user: str | None = None,
         rng: random.Random | None = None,
+        shared: Shared | None = None,
     ) -> None:
         self.auth = auth
         self.base_url = base_url
         self.retry = retry
         self.clock = clock
-        self.limiter = limiter
         self.as_user = as_user
-        self.cooldown = Cooldown(clock)
+        self.shared = shared
+        self.pacing = Pacing(clock, limiter)
         self.hedger = Hedger()
         # A gateway in front of Box (``https://gw.example.com/box``) serves the token endpoint too.
         self.token_url = base_url.copy_with(path=base_url.path.rstrip("/") + "/oauth2/token")
         self.closed = False
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop = LoopBinding()
         self._http = http_client
         self._gate = Gate(pool_size(http_client))  # requests wait for a connection here, in order
         self._timeout = timeout
@@ -149,14 +130,7 @@ class Transport:
         httpx's connections belong to the loop that opened them; in another loop they fail at
         random. Raises `RuntimeError` every time, so the mistake cannot pass by chance.
         """
-        loop = asyncio.get_running_loop()
-        if self._loop is None:
-            self._loop = loop
-        elif self._loop is not loop:
-            raise RuntimeError(
-                "this BoxClient was first used in another event loop and cannot be used in this one "
-                "(its connections belong to that loop); create one client per event loop"
-            )
+        self._loop.check("this BoxClient", "create one client per event loop")
 
     def close(self) -> None:
         """Stop sending: every later attempt, and every wait that ends, raises `ClientClosedError`."""
@@ -191,7 +165,12 @@ class Transport:
         try:
             async with time_limit(total):
                 return await run_attempts(
-                    self._attempt, call, policy=self.retry, clock=self.clock, rng=self._rng, cooldown=self.cooldown
+                    self._attempt,
+                    call,
+                    policy=self.retry,
+                    clock=self.clock,
+                    rng=self._rng,
+                    cooldown=self.pacing.cooldown,
                 )
         except TimeoutError:
             raise BoxTimeoutError(f"POST {url.path}: the call's deadline of {total:g} s passed") from None
@@ -200,62 +179,21 @@ class Transport:
 
     async def _attempt(self, call: Call) -> httpx.Response:
         self._check_open()
-        await self._await_cooldown(call)
-        await self._await_rate_limit(call)
-        await self._await_cooldown(call)  # a 429 may have started a cool-down while this one waited
+        await self.pacing.before_send(call, max_retry_after=self.retry.max_retry_after)
         self._check_open()
         response, token = await self._send_handling_auth(call)
         if response.is_success:
+            await self.pacing.on_answer(call, response.status_code, None)
             return response
         error = self._error(response, call, token)
-        if error.status == 429:
-            if call.observer is not None:
-                call.observer.rate_limited += 1
-            if error.retry_after is not None:
-                # Box asked for quiet: the whole client holds off, however long, whether or not
-                # this call waits for it (a wait past max_retry_after fails the calls at once).
-                self.cooldown.hold(error.retry_after)
+        await self.pacing.on_answer(call, error.status, error.retry_after)
+        if error.status == 429 and call.observer is not None:
+            call.observer.rate_limited += 1
         raise error
 
     def _check_open(self) -> None:
         if self.closed:
             raise Final(ClientClosedError("the client was closed; this request was not sent"))
-
-    async def _await_cooldown(self, call: Call) -> None:
-        wait = self.cooldown.remaining
-        if wait <= 0:
-            return
-        remaining = call.remaining(self.clock)
-        limit = self.retry.max_retry_after if remaining is None else min(self.retry.max_retry_after, remaining)
-        if wait > limit:
-            reason = (
-                f"longer than max_retry_after ({self.retry.max_retry_after:g} s)"
-                if limit == self.retry.max_retry_after
-                else f"longer than the {limit:.1f} s left before this call's deadline"
-            )
-            raise Final(
-                RateLimitError(
-                    f"Box asked the client to hold off for {wait:.1f} s more after a 429, {reason}; not sent",
-                    status=429,
-                    code="rate_limit_exceeded",
-                    retry_after=wait,
-                )
-            )
-        await self.cooldown.wait()
-
-    async def _await_rate_limit(self, call: Call) -> None:
-        if self.limiter is None or not call.authenticated:
-            return
-        remaining = call.remaining(self.clock)
-        try:
-            call.reservation = await self.limiter.acquire(max_wait=remaining)
-        except TimeoutError as exc:
-            raise Final(
-                BoxTimeoutError(
-                    f"the client's rate limit would hold this request for {exc.args[0]:.1f} s, longer than "
-                    f"the {remaining or 0:.1f} s left before this call's deadline"
-                )
-            ) from None
 
     async def _send_handling_auth(self, call: Call) -> tuple[httpx.Response, str]:
         """Send with the bearer token; after a 401, refresh the token once and send again.
@@ -266,7 +204,7 @@ class Transport:
             headers = dict(self._headers)
             token, fetched = "", False
             if call.authenticated:
-                token, fetched = await self._token()
+                token, fetched = await self._token(call)
                 headers["Authorization"] = f"Bearer {token}"
                 if self.as_user is not None:
                     headers["As-User"] = self.as_user
@@ -282,9 +220,11 @@ class Transport:
             self.auth.invalidate(token, self.token_url)
             logger.info("POST %s answered 401; refreshing the token once", call.url.path)
 
-    async def _token(self) -> tuple[str, bool]:
+    async def _token(self, call: Call) -> tuple[str, bool]:
         try:
-            return await self.auth.get_token(self._post_token_form, self.token_url, self.clock)
+            return await self.auth.get_token(
+                self._post_token_form, self.token_url, self.clock, deadline=call.deadline, shared=self.shared
+            )
         except BoxError as error:
             # The token request was retried on its own; retrying the API call would multiply that.
             raise Final(error) from error
@@ -295,7 +235,7 @@ class Transport:
         if remaining is not None:
             if remaining <= 0:
                 raise Final(BoxTimeoutError("the call's deadline passed before the request could be sent"))
-            timeout = _cap_timeout(timeout, remaining)
+            timeout = cap_timeout(timeout, remaining)
         delay = self.hedger.delay if call.hedge and call.authenticated and self.retry.hedge else None
         with map_httpx_errors(f"POST {call.url.path}"):
             if delay is None:
@@ -311,8 +251,6 @@ class Transport:
                         delay,
                     ),
                 )
-        if self.limiter is not None and call.authenticated:
-            await self.limiter.on_answer(call.reservation, response.status_code, response.headers.get("retry-after"))
         return response
 
     async def _post(self, call: Call, headers: dict[str, str], timeout: httpx.Timeout) -> httpx.Response:
@@ -325,17 +263,12 @@ class Transport:
             "POST", call.url, json=call.json_body, data=call.form, headers=headers, timeout=timeout
         )
         remaining = call.remaining(self.clock)
-        limit = _attempt_limit(self._timeout)
+        limit = attempt_limit(self._timeout)
         if remaining is not None:
             limit = remaining if limit is None else min(limit, remaining)
         try:
-            async with self._gate.slot(timeout.pool), time_limit(limit):
-                # Never follow a redirect: a caller's client may be set to, and a bearer token or a
-                # termination must not be sent anywhere Box did not name in the first place.
-                response = await self._http.send(request, stream=True, follow_redirects=False)
-                response = await read_limited(response)
-        except TimeoutError:
-            raise BoxTimeoutError(f"POST {call.url.path}: no complete answer within {limit:g} s") from None
+            async with self._gate.slot(timeout.pool):
+                response = await send_once(self._http, request, limit=limit)
         except httpx.HTTPError as exc:
             if self.closed:
                 raise Final(ClientClosedError("the client was closed while this request was in flight")) from exc
@@ -345,14 +278,20 @@ class Transport:
         return response
 
     async def _second_copy(self, call: Call, headers: dict[str, str], timeout: httpx.Timeout) -> httpx.Response:
-        if self.limiter is not None:
-            await self.limiter.acquire()  # a second copy is a request like any other
+        if self.pacing.limiter is not None:
+            await self.pacing.limiter.acquire()  # a second copy is a request like any other
         return await self._post(call, headers, timeout)
 
     def _error(self, response: httpx.Response, call: Call, token: str, note: str | None = None) -> BoxAPIError:
-        """The typed error of an error answer, scrubbed of every secret this request carried."""
-        retry_after = parse_retry_after(response.headers.get("retry-after"), now=self.clock.time())
-        error = error_from_response(response, retry_after=retry_after, token_endpoint=not call.authenticated)
-        form = call.form or {}
-        scrub_secrets(error, [token, *(value for key, value in form.items() if key not in _PUBLIC_FORM_FIELDS)])
+        error = error_of(response, call, token, now=self.clock.time())
         return with_note(error, note) if note else error
+
+
+def error_of(response: httpx.Response, call: Call, token: str, *, now: float) -> BoxAPIError:
+    """The typed error of an error answer, scrubbed of every secret its request carried."""
+    retry_after = parse_retry_after(response.headers.get("retry-after"), now=now)
+    form = call.form or {}
+    secrets = [token, *(value for key, value in form.items() if key not in _PUBLIC_FORM_FIELDS)]
+    return error_from_response(
+        response, retry_after=retry_after, token_endpoint=not call.authenticated, secrets=secrets
+    )

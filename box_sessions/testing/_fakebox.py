@@ -5,21 +5,18 @@ lower-case ``retry-after`` on 429, 401 for a missing, unknown or expired token, 
 path does not have, and the OAuth error shape on the token endpoint. Use it in-process as an httpx
 transport (`FakeBox.transport`, `FakeBox.client`) or as a real HTTP/1.1 server on 127.0.0.1
 (``async with fake.serve() as base_url``).
+
+This module holds its settings, its wiring and the dispatch of each request; what Box refuses is in
+`._fake_rules`, the token endpoint in `._fake_tokens`, the rate limit and faults in `._fake_faults`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
-import email.utils
 import json
-import math
-import random
-import secrets
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, ClassVar, NamedTuple
-from urllib.parse import parse_qs
 
 import attrs
 import httpx
@@ -27,28 +24,30 @@ import httpx
 from .._auth import BoxAuth, DeveloperTokenAuth
 from .._client import BoxClient
 from .._clock import Clock, SystemClock
+from ._fake_faults import RateBucket, SeededFaults
+from ._fake_rules import (
+    ACCEPTED_MESSAGE,
+    FIELDS,
+    GROUPS_PATH,
+    METHODS,
+    NOT_JSON,
+    OAUTH2_PATH,
+    REQUIRED_FIELDS,
+    USERS_PATH,
+    access_denied,
+    error,
+    json_object,
+    method_refusal,
+    refusal,
+    server_error,
+)
+from ._fake_tokens import TokenDesk, bearer_token
+from ._fake_transport import HandlerTransport
 from ._server import DropConnection, LoopbackServer, Reply, Request
 
 __all__ = ["ControlEndpoint", "FakeBox", "RecordedRequest"]
 
-ACCEPTED_MESSAGE = "Request is successful, please check the admin events for the status of the job"
-HELP_URL = "https://developer.box.com/guides/api-calls/permissions-and-errors/common-errors/"
-USERS_PATH = "/2.0/users/terminate_sessions"
-GROUPS_PATH = "/2.0/groups/terminate_sessions"
-OAUTH2_PATH = "/oauth2/token"
 STATS_PATH = "/_fakebox/stats"
-FIELDS = ("user_ids", "user_logins", "group_ids")
-#: The body keys each termination endpoint requires (Box's OpenAPI description marks both user keys required).
-REQUIRED_FIELDS = {USERS_PATH: ("user_ids", "user_logins"), GROUPS_PATH: ("group_ids",)}
-#: The one method each path has; any other is answered 405.
-METHODS = {USERS_PATH: "POST", GROUPS_PATH: "POST", OAUTH2_PATH: "POST", STATS_PATH: "GET"}
-SERVER_ERRORS = {
-    500: ("internal_server_error", "Internal Server Error"),
-    502: ("bad_gateway", "Bad Gateway"),
-    503: ("unavailable", "Service Unavailable"),
-}
-NOT_JSON = "Supported payload format is JSON"
-JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
 def _share(_inst: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -71,6 +70,8 @@ class ControlEndpoint(NamedTuple):
 CONTROL_ENDPOINTS = (
     ControlEndpoint("GET", STATS_PATH, "counts as JSON: answers by status, faults, token requests, ids terminated"),
 )
+#: The one method each path has, Box's and the fake's own; any other is answered 405.
+_METHODS = {**METHODS, **{e.path: e.method for e in CONTROL_ENDPOINTS}}
 
 
 @attrs.frozen
@@ -169,24 +170,20 @@ class FakeBox:
     status_counts: collections.Counter[int] = attrs.field(factory=collections.Counter, init=False)
     faults: collections.Counter[str] = attrs.field(factory=collections.Counter, init=False)
     token_requests: int = attrs.field(default=0, init=False)
-    _tokens: dict[str, float] = attrs.field(factory=dict, init=False, repr=False)
-    _refresh_tokens: set[str] = attrs.field(factory=set, init=False, repr=False)
     spent_refresh_tokens: int = attrs.field(default=0, init=False)
-    _bucket: float = attrs.field(default=0.0, init=False, repr=False)
-    _bucket_at: float | None = attrs.field(default=None, init=False, repr=False)
-    _fault_rng: random.Random = attrs.field(init=False, repr=False)
-    _latency_rng: random.Random = attrs.field(init=False, repr=False)
+    # The parts that keep state of their own; each reads the settings above at each request.
+    _token_desk: TokenDesk = attrs.field(default=attrs.Factory(TokenDesk, takes_self=True), init=False, repr=False)
+    _bucket: RateBucket = attrs.field(factory=RateBucket, init=False, repr=False)
+    _draws: SeededFaults = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        # Two streams, so latency draws never shift which request meets which fault.
-        self._fault_rng = random.Random(self.seed)
-        self._latency_rng = random.Random(None if self.seed is None else f"{self.seed}:latency")
+        self._draws = SeededFaults(self.seed)
 
     # -- how tests and users wire it -------------------------------------------------------
 
     def transport(self) -> httpx.AsyncBaseTransport:
         """An httpx transport that answers in-process, with no sockets."""
-        return _FakeTransport(self)
+        return HandlerTransport(self.handle)
 
     def client(self, auth: BoxAuth | None = None, **kwargs: Any) -> BoxClient:
         """A `BoxClient` wired to this fake in-process (by default with its developer token)."""
@@ -198,6 +195,10 @@ class FakeBox:
         """Serve on ``127.0.0.1`` (a free port by default) while the block runs; yields the base URL."""
         async with LoopbackServer(self.handle, port=port) as server:
             yield server.url
+
+    def issue_refresh_token(self) -> str:
+        """A refresh token the fake accepts once, as a user's OAuth 2.0 login would give."""
+        return self._token_desk.issue_refresh_token()
 
     # -- what tests read -------------------------------------------------------------------
 
@@ -221,281 +222,78 @@ class FakeBox:
 
     # -- the fake ----------------------------------------------------------------------------
 
-    async def handle(self, request: Request) -> Reply:  # noqa: PLR0911 - one return per kind of answer
+    async def handle(self, request: Request) -> Reply:
         """Answer one request (the loopback server's handler)."""
         path = request.path.split("?", 1)[0]
-        method = METHODS.get(path)
-        if method is None:
-            return self._record(request, None, _error(404, "not_found", "Not Found"), None)
-        if request.method != method:
-            reply = _error(405, "method_not_allowed", "Method Not Allowed", {"allow": method})
-            return self._record(request, None, reply, None)
+        refused = method_refusal(request.method, _METHODS.get(path))
+        if refused is not None:
+            return self._record(request, None, refused, None)
         if path == STATS_PATH:
             return Reply(200, json.dumps(self.stats()).encode(), {"content-type": "application/json"})
         if path == OAUTH2_PATH:
-            return self._record(request, None, self._token_endpoint(request), None)
-        token = _bearer(request)
-        denied = self._check_token(token)
-        if denied is not None:
-            return self._record(request, None, denied, token)
-        limited = self._take_rate_token()
-        if limited is not None:
-            return self._record(request, None, limited, token)
-        # Faults are drawn in arrival order, before the wait, so a seed gives the same faults
-        # whatever order concurrent requests finish their latency in.
-        draw = self._fault_rng.random()
-        error_status = self._fault_rng.choice((500, 502, 503))
-        await self._wait_latency()
-        if draw < self.drop_rate:
-            self.faults["drop"] += 1
-            self._record(request, None, Reply(0), token)
-            raise DropConnection
-        if draw < self.drop_rate + self.stall_rate:
-            self.faults["stall"] += 1
-            await self.clock.sleep(self.stall_seconds)
-        elif draw < self.drop_rate + self.stall_rate + self.error_rate:
-            self.faults["error"] += 1
-            return self._record(request, None, _error(error_status, *SERVER_ERRORS[error_status]), token)
+            return self._record(request, None, self._token_desk.answer(request), None)
+        token = bearer_token(request)
+        refused = self._token_desk.check(token)
+        if refused is None and self.forbidden:
+            refused = access_denied()
+        if refused is None:
+            refused = self._bucket.take(
+                rate_limit=self.rate_limit,
+                burst=self.burst,
+                integer_retry_after=self.integer_retry_after,
+                clock=self.clock,
+            )
+        if refused is not None:
+            return self._record(request, None, refused, token)
+        faulted = await self._meet_faults(request, token)
+        if faulted is not None:
+            return faulted
         return self._terminate(request, path, token)
 
+    async def _meet_faults(self, request: Request, token: str | None) -> Reply | None:
+        """Wait the latency, then meet this request's fault: a 5xx answer, a stall or a dropped connection."""
+        # Faults are drawn in arrival order, before the wait, so a seed gives the same faults
+        # whatever order concurrent requests finish their latency in.
+        draw = self._draws.draw()
+        await self._draws.wait_latency(latency=self.latency, jitter=self.jitter, clock=self.clock)
+        fault = draw.fault(drop_rate=self.drop_rate, stall_rate=self.stall_rate, error_rate=self.error_rate)
+        if fault is not None:
+            self.faults[fault] += 1
+        if fault == "drop":
+            self._record(request, None, Reply(0), token)
+            raise DropConnection
+        if fault == "stall":
+            await self.clock.sleep(self.stall_seconds)
+        elif fault == "error":
+            return self._record(request, None, server_error(draw.status), token)
+        return None
+
     def _record(self, request: Request, body: Any, reply: Reply, token: str | None) -> Reply:
-        if body is None and self.record_requests:
-            try:
-                body = json.loads(request.body) if request.body else None
-            except ValueError:
-                body = request.body.decode("utf-8", "replace")[:200]
-            if request.path.startswith(OAUTH2_PATH):
-                body = None  # never keep client secrets
         if self.record_requests:
+            if body is None:
+                body = _sent_body(request)
             self.requests.append(RecordedRequest(request.method, request.path, body, reply.status, token))
         self.status_counts[reply.status] += 1
         return reply
 
-    def issue_refresh_token(self) -> str:
-        """A refresh token the fake accepts once, as a user's OAuth 2.0 login would give."""
-        token = f"fake-refresh-{secrets.token_hex(8)}"
-        self._refresh_tokens.add(token)
-        return token
-
-    def _token_endpoint(self, request: Request) -> Reply:
-        self.token_requests += 1
-        form = {k: v[0] for k, v in parse_qs(request.body.decode("utf-8", "replace")).items()}
-        grant = form.get("grant_type")
-        if grant not in ("client_credentials", "refresh_token", JWT_GRANT):
-            return self._oauth_error("unsupported_grant_type", f"Grant type {grant!r} is not supported")
-        if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
-            return self._oauth_error("invalid_client", "The client credentials are invalid")
-        refresh = None
-        if grant == "client_credentials":
-            if form.get("box_subject_type") not in ("enterprise", "user") or not form.get("box_subject_id"):
-                return self._oauth_error("invalid_request", "box_subject_type and box_subject_id are required")
-        elif grant == "refresh_token":
-            if form.get("refresh_token") not in self._refresh_tokens:
-                return self._oauth_error("invalid_grant", "Invalid refresh token")
-            self._refresh_tokens.discard(form["refresh_token"])  # each works once
-            self.spent_refresh_tokens += 1
-            refresh = self.issue_refresh_token()
-        else:
-            refused = self._check_assertion(form.get("assertion", ""))
-            if refused is not None:
-                return refused
-        token = f"fake-access-{secrets.token_hex(8)}"
-        self._tokens[token] = self.clock.monotonic() + self.token_lifetime
-        expires_in = math.floor(self.token_lifetime)  # Box's expires_in is an integer
-        body: dict[str, Any] = {"access_token": token, "expires_in": expires_in, "token_type": "bearer"}
-        body["restricted_to"] = []
-        if refresh is not None:
-            body["refresh_token"] = refresh
-        return Reply(200, json.dumps(body).encode(), self._token_headers())
-
-    def _now(self) -> float:
-        return self.clock.time() + self.clock_skew
-
-    def _token_headers(self) -> dict[str, str]:
-        return {"content-type": "application/json", "date": email.utils.formatdate(self._now(), usegmt=True)}
-
-    def _oauth_error(self, error: str, description: str) -> Reply:
-        body = json.dumps({"error": error, "error_description": description}).encode()
-        return Reply(400, body, self._token_headers())
-
-    def _check_assertion(self, assertion: str) -> Reply | None:
-        if self.jwt_public_key is None:
-            return self._oauth_error("unauthorized_client", "This app is not a JWT app")
-        import jwt  # noqa: PLC0415 - only JWT tests need it
-
-        try:
-            header = jwt.get_unverified_header(assertion)
-            claims = jwt.decode(
-                assertion,
-                self.jwt_public_key,
-                algorithms=["RS256"],
-                audience="https://api.box.com/oauth2/token",
-                options={"verify_exp": False, "require": ["iss", "sub", "box_sub_type", "aud", "jti", "exp"]},
-            )
-        except jwt.PyJWTError as exc:
-            return self._oauth_error("invalid_grant", f"Invalid assertion: {type(exc).__name__}")
-        if not header.get("kid") or claims["iss"] != self.client_id:
-            return self._oauth_error("invalid_grant", "Invalid assertion: kid or iss")
-        if claims["box_sub_type"] not in ("enterprise", "user"):
-            return self._oauth_error("invalid_grant", "Invalid assertion: box_sub_type")
-        now = self._now()
-        if not now < claims["exp"] <= now + 60:
-            return self._oauth_error("invalid_grant", "Please check the 'exp' claim.")
-        return None
-
-    def _check_token(self, token: str | None) -> Reply | None:
-        if token is None:
-            return _error(401, "unauthorized", "Unauthorized", {"www-authenticate": 'Bearer realm="Service"'})
-        if token != self.developer_token:
-            expires = self._tokens.get(token)
-            if expires is None or self.clock.monotonic() >= expires:
-                return _error(401, "invalid_token", "The access token provided is invalid.")
-        if self.forbidden:
-            return _error(403, "access_denied_insufficient_permissions", "Access denied - insufficient permission")
-        return None
-
-    def _take_rate_token(self) -> Reply | None:
-        if self.rate_limit is None:
-            return None
-        rate = self.rate_limit / 60.0
-        capacity = self.burst if self.burst is not None else max(1.0, rate)
-        now = self.clock.monotonic()
-        if self._bucket_at is None:
-            self._bucket = capacity
-        else:
-            self._bucket = min(capacity, self._bucket + (now - self._bucket_at) * rate)
-        self._bucket_at = now
-        if self._bucket >= 1.0:
-            self._bucket -= 1.0
-            return None
-        wait = (1.0 - self._bucket) / rate
-        retry_after = str(max(1, math.ceil(wait))) if self.integer_retry_after else f"{wait:.3f}"
-        return _error(
-            429,
-            "rate_limit_exceeded",
-            "Request rate limit exceeded, please try again later",
-            {"retry-after": retry_after},
-        )
-
-    async def _wait_latency(self) -> None:
-        delay = self.latency + (self._latency_rng.uniform(-self.jitter, self.jitter) if self.jitter else 0.0)
-        if delay > 0:
-            await self.clock.sleep(delay)
-
     def _terminate(self, request: Request, path: str, token: str | None) -> Reply:
-        body = _json_object(request)
+        body = json_object(request)
         if body is None:
-            return self._record(request, None, _error(400, "bad_request", NOT_JSON), token)
-        fields = REQUIRED_FIELDS[path]
-        reply = self._validate(path, body)
+            return self._record(request, None, error(400, "bad_request", NOT_JSON), token)
+        known = {"user_ids": self.users, "user_logins": self.logins, "group_ids": self.groups}
+        reply = refusal(path, body, max_batch=self.max_batch, known=known)
         if reply is None:
-            for field in fields:
+            for field in REQUIRED_FIELDS[path]:
                 self.terminated[field].extend(body[field])
             reply = Reply(202, json.dumps({"message": ACCEPTED_MESSAGE}).encode(), {"content-type": "application/json"})
         return self._record(request, body, reply, token)
 
-    def _validate(self, path: str, body: dict[str, Any]) -> Reply | None:  # noqa: PLR0911 - one return per refusal
-        fields = REQUIRED_FIELDS[path]
-        noun = "Groups" if path == GROUPS_PATH else "Users"
-        id_format = "group id format is string" if path == GROUPS_PATH else "User id format is string"
-        # Malformed values first, then missing keys: a body with both is told about what it sent.
-        for field in fields:
-            items = body.get(field, [])
-            if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
-                return _error(400, "bad_request", id_format)
-            if field != "user_logins" and not all(_is_id(v) for v in items):
-                return _error(400, "bad_request", id_format)
-        missing = [f for f in fields if f not in body]
-        if missing:
-            return _missing(missing)
-        values: dict[str, list[str]] = {f: body[f] for f in fields}
-        if not any(values.values()) or any(not v.strip() for v in values.get("user_logins", [])):
-            return _error(400, "bad_request", f"{noun} can not be NULL or EMPTY")
-        count = sum(len(v) for v in values.values())
-        if self.max_batch is not None and count > self.max_batch:
-            return _error(400, "bad_request", f"Too many ids in one request: {count}, at most {self.max_batch}")
-        known = {"user_ids": self.users, "user_logins": self.logins, "group_ids": self.groups}
-        for field, items in values.items():
-            allowed = known[field]
-            if allowed is not None and any(v not in allowed for v in items):
-                return _error(404, "not_found", f"{'Group' if field == 'group_ids' else 'User'} not found")
-        return None
 
-
-def _json_object(request: Request) -> dict[str, Any] | None:
-    """The body as a JSON object, or ``None`` when it is not ``application/json`` or not an object."""
-    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media_type != "application/json":
-        return None
+def _sent_body(request: Request) -> Any:
+    """What a request sent, as `FakeBox.requests` keeps it: its JSON, else its first 200 characters."""
+    if request.path.startswith(OAUTH2_PATH):
+        return None  # never keep client secrets
     try:
-        body = json.loads(request.body.decode("utf-8"))  # JSON on the wire is UTF-8
-    except ValueError:  # UnicodeDecodeError is a ValueError too
-        return None
-    return body if isinstance(body, dict) else None
-
-
-def _is_id(value: str) -> bool:
-    # str.isdigit() also takes "١٢٣" and "²"; Box's ids are ASCII digits.
-    return value.isascii() and value.isdigit()
-
-
-def _missing(fields: list[str]) -> Reply:
-    """Box's answer to a body without a required key: "Bad Request", the keys in ``context_info``."""
-    errors = [{"reason": "missing_parameter", "name": f, "message": f"'{f}' is required"} for f in fields]
-    return _error(400, "bad_request", "Bad Request", context_info={"errors": errors})
-
-
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token if scheme.lower() == "bearer" and token else None
-
-
-def _error(
-    status: int,
-    code: str,
-    message: str,
-    headers: dict[str, str] | None = None,
-    *,
-    context_info: dict[str, Any] | None = None,
-) -> Reply:
-    """An error answer in Box's ``ClientError`` shape."""
-    body = {
-        "type": "error",
-        "status": status,
-        "code": code,
-        "help_url": HELP_URL,
-        "message": message,
-        "request_id": secrets.token_hex(6),
-        "context_info": context_info or {},
-    }
-    return Reply(status, json.dumps(body).encode(), {"content-type": "application/json", **(headers or {})})
-
-
-class _FakeTransport(httpx.AsyncBaseTransport):
-    """Answers httpx requests in-process through `FakeBox.handle`."""
-
-    def __init__(self, fake: FakeBox) -> None:
-        self._fake = fake
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        body = await request.aread()
-        incoming = Request(
-            method=request.method,
-            path=request.url.raw_path.decode(),
-            headers={k.lower(): v for k, v in request.headers.items()},
-            body=body,
-        )
-        read_timeout = request.extensions.get("timeout", {}).get("read")
-        try:
-            if read_timeout is None:
-                reply = await self._fake.handle(incoming)
-            else:
-                reply = await asyncio.wait_for(self._fake.handle(incoming), read_timeout)
-        except DropConnection:
-            raise httpx.RemoteProtocolError(
-                "Server disconnected without sending a response.", request=request
-            ) from None
-        except asyncio.TimeoutError:
-            raise httpx.ReadTimeout("timed out waiting for the fake's answer", request=request) from None
-        return httpx.Response(reply.status, headers=dict(reply.headers), content=reply.body, request=request)
+        return json.loads(request.body) if request.body else None
+    except ValueError:
+        return request.body.decode("utf-8", "replace")[:200]

@@ -1,0 +1,170 @@
+"""The journal: one job's outcomes in SQLite, so that running the same job again resumes it.
+
+A journal belongs to one job: its inputs (the hash of their values), the base URL and the
+credentials' subject, written in the journal when it is created. A value the journal records as
+terminated by an earlier run is not sent again, so a journal reused for another job would skip
+users of that job whom nobody signed out: running a different job against a journal is a usage
+error, found before anything is sent. So is a journal that cannot be written (a read-only file,
+a full disk): each run records its start, and commits it, before the first request.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+
+import attrs
+
+from .._termination import BatchResult
+from .._termination._seen import SeenSet
+from ._exit import UsageError
+
+__all__ = ["JobIdentity", "Journal"]
+
+_FORMAT = "box-sessions journal 1"
+#: How a message names each part of a job's identity.
+_NAMES = {"format": "journal format", "inputs": "inputs", "base_url": "base URL", "credentials": "credentials"}
+_SCHEMA = (
+    "CREATE TABLE job (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE runs (run INTEGER PRIMARY KEY AUTOINCREMENT, started TEXT NOT NULL)",
+    (
+        "CREATE TABLE outcomes (field TEXT NOT NULL, value TEXT NOT NULL, status TEXT NOT NULL, error TEXT, "
+        "run INTEGER NOT NULL, PRIMARY KEY (field, value))"
+    ),
+)
+
+
+@attrs.frozen(kw_only=True)
+class JobIdentity:
+    """What makes a job the same job: a rerun with all three equal resumes it.
+
+    Attributes:
+        inputs: The SHA-256 of the input values, per field and in order.
+        base_url: The API host.
+        credentials: Whom the credentials act for (never a secret in clear).
+    """
+
+    inputs: str
+    base_url: str
+    credentials: str
+
+    def rows(self) -> dict[str, str]:
+        """The identity as the journal's ``job`` table holds it."""
+        return {"format": _FORMAT, "inputs": self.inputs, "base_url": self.base_url, "credentials": self.credentials}
+
+
+def _start(db: sqlite3.Connection, path: str, job: JobIdentity) -> int:
+    """Check that the journal at ``db`` is ``job``'s (or make it so, if new); record this run; return its number."""
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not tables:
+        with db:
+            for statement in _SCHEMA:
+                db.execute(statement)
+            db.executemany("INSERT INTO job VALUES (?, ?)", job.rows().items())
+    elif "job" not in tables:
+        what = (
+            "an older box-sessions journal, which does not say which job it belongs to"
+            if "outcomes" in tables
+            else "an SQLite database that is not a box-sessions journal"
+        )
+        raise UsageError(f"--journal: {path!r} is {what}; give a new journal file for this job")
+    else:
+        recorded = dict(db.execute("SELECT key, value FROM job").fetchall())
+        differ = [_NAMES[key] for key, value in job.rows().items() if recorded.get(key) != value]
+        if differ:
+            raise UsageError(
+                f"--journal: {path!r} belongs to another job (not the same {' and '.join(differ)}), and resuming "
+                "it would skip values that job terminated; give a new journal file for this job"
+            )
+    with db:  # a journal that cannot be written fails here, before anything is sent
+        cursor = db.execute(
+            "INSERT INTO runs (started) VALUES (?)", (datetime.datetime.now(datetime.timezone.utc).isoformat(),)
+        )
+    return int(cursor.lastrowid or 0)
+
+
+class Journal:
+    """One job's outcomes in SQLite, committed as each batch completes, so that a rerun resumes.
+
+    A value recorded as terminated by an earlier run is skipped once, and its repeats count as
+    duplicates; failed values are tried again.
+
+    Args:
+        path: The journal file; created if it does not exist.
+        job: The job this run is; a journal of another job is refused.
+
+    Raises:
+        UsageError: the file is not a journal, is another job's, or cannot be written.
+    """
+
+    def __init__(self, path: str, job: JobIdentity) -> None:
+        self._path = path
+        try:
+            self._db = sqlite3.connect(path)
+        except sqlite3.Error as exc:
+            raise UsageError(f"--journal: cannot use {path!r} as a journal: {exc}") from None
+        try:
+            self._run = _start(self._db, path, job)
+            self._resuming = (
+                self._db.execute("SELECT 1 FROM outcomes WHERE status = 'terminated' LIMIT 1").fetchone() is not None
+            )
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise UsageError(f"--journal: cannot use {path!r} as a journal: {exc}") from None
+        except BaseException:
+            self._db.close()
+            raise
+        self.skipped: collections.Counter[str] = collections.Counter()
+        """Values skipped as terminated by an earlier run, per field."""
+        self.skipped_duplicates = 0
+        """Repeats of skipped values, dropped as duplicates."""
+        self._seen: collections.defaultdict[str, SeenSet] = collections.defaultdict(SeenSet)
+
+    def skipped_values(self) -> int:
+        """Values skipped so far, repeats included."""
+        return self.skipped.total() + self.skipped_duplicates
+
+    def _done_before(self, field: str, value: str) -> bool:
+        try:
+            row = self._db.execute(
+                "SELECT 1 FROM outcomes WHERE field = ? AND value = ? AND status = 'terminated' AND run < ?",
+                (field, value, self._run),
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise UsageError(f"--journal: cannot read {self._path!r} any more: {exc}") from None
+        return row is not None
+
+    def skip_done(self, field: str, values: Iterable[object], on_skip: Callable[[str, str], None]) -> Iterator[object]:
+        """``values`` without those an earlier run terminated; ``on_skip`` is told of each one, once."""
+        for value in values:
+            if not (self._resuming and isinstance(value, str) and self._done_before(field, value)):
+                yield value
+            elif self._seen[field].add(value, numeric=field != "user_logins"):
+                self.skipped[field] += 1
+                on_skip(field, value)
+            else:
+                self.skipped_duplicates += 1
+
+    def record(self, result: BatchResult) -> None:
+        """Commit one batch's outcome.
+
+        Raises:
+            UsageError: the journal cannot be written any more (the disk is full).
+        """
+        rows: list[tuple[str, str, str, str | None, int]] = [
+            (f, v, "terminated", None, self._run) for f, v in result.terminated
+        ]
+        rows += [
+            (f.field, f.value, "failed", str(f.error), self._run) for f in result.failed if isinstance(f.value, str)
+        ]
+        try:
+            with self._db:  # one transaction per batch
+                self._db.executemany("INSERT OR REPLACE INTO outcomes VALUES (?, ?, ?, ?, ?)", rows)
+        except sqlite3.Error as exc:
+            raise UsageError(f"--journal: cannot write {self._path!r} any more: {exc}") from None
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()

@@ -1,0 +1,50 @@
+"""One request on the wire: sent, its answer read up to a limit, the whole of it bounded in wall-clock time."""
+
+from __future__ import annotations
+
+import httpx
+
+from .._errors import BoxTimeoutError
+from .._tasks import time_limit
+from ._body import read_limited
+
+__all__ = ["attempt_limit", "cap_timeout", "send_once"]
+
+
+def attempt_limit(timeout: httpx.Timeout) -> float | None:
+    """Wall-clock seconds one attempt may take, connect to last byte: the largest of httpx's timeouts."""
+    values = [v for v in (timeout.connect, timeout.read, timeout.write, timeout.pool) if v is not None]
+    return max(values) if values else None
+
+
+def cap_timeout(timeout: httpx.Timeout, remaining: float) -> httpx.Timeout:
+    """httpx's timeouts, none longer than ``remaining`` seconds."""
+
+    def cap(value: float | None) -> float:
+        return remaining if value is None else min(value, remaining)
+
+    return httpx.Timeout(
+        connect=cap(timeout.connect),
+        read=cap(timeout.read),
+        write=cap(timeout.write),
+        pool=cap(timeout.pool),
+    )
+
+
+async def send_once(http: httpx.AsyncClient, request: httpx.Request, *, limit: float | None) -> httpx.Response:
+    """Send ``request`` and read its answer (up to the answer limit) within ``limit`` seconds.
+
+    A server that drips one byte at a time defeats httpx's per-read timeouts, not this bound.
+
+    Raises:
+        BoxTimeoutError: the answer was not complete within ``limit``.
+        httpx.HTTPError: the request failed (the caller maps it).
+    """
+    try:
+        async with time_limit(limit):
+            # Never follow a redirect: a caller's client may be set to, and a bearer token or a
+            # termination must not be sent anywhere Box did not name in the first place.
+            response = await http.send(request, stream=True, follow_redirects=False)
+            return await read_limited(response)
+    except TimeoutError:
+        raise BoxTimeoutError(f"{request.method} {request.url.path}: no complete answer within {limit:g} s") from None

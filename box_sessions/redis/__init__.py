@@ -1,0 +1,34 @@
+"""Share tokens between the processes of one Box app through Redis: ``pip install "box-sessions[redis]"``.
+
+Example::
+
+    from box_sessions.redis import RedisShare
+
+    share = RedisShare("redis://127.0.0.1:6379/0", prefix="box-sessions")
+    async with box_sessions.BoxClient(ccg_auth, shared=share) as client:
+        ...  # CCG and JWT: one access token per expiry for every process
+    auth = box_sessions.OAuth2Auth(
+        client_id="…", client_secret="…", refresh_token="…", token_store=share.token_store("user-42")
+    )  # OAuth 2.0: one refresh at a time across processes
+
+What Redis holds, under ``{prefix}:`` (nothing else):
+
+- ``access-token:{digest}``: a CCG or JWT access token with its expiry, the digest standing for
+  the Box identity (token URL, client id, subject). The key expires with the token.
+- ``access-token:{digest}:lock``: held for at most ``lock_ttl`` by the process asking Box.
+- ``oauth2:{key}``: an OAuth 2.0 token pair; it expires 60 days after the last refresh, when Box's
+  refresh token does.
+- ``oauth2:{key}:lock``: held across load, refresh and save, renewed while its holder lives, so a
+  process killed while holding it frees it after ``lock_ttl``.
+
+This package builds on the core's protocols (`box_sessions.Shared`, `box_sessions.SharedTokens`,
+`box_sessions.LockingTokenStore`); the core never imports redis. Every Redis call is bounded by
+``timeout``, and every failure of Redis becomes `box_sessions.SharedStateError` (``_calls``). Each
+facet of `RedisShare` is a module of its own: access tokens (``_tokens``), OAuth 2.0 pairs
+(``_oauth2``); the share (``_share``) builds them on one Redis client.
+"""
+
+from ._oauth2 import RedisTokenStore
+from ._share import RedisShare
+
+__all__ = ["RedisShare", "RedisTokenStore"]

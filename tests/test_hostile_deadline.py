@@ -1,0 +1,86 @@
+"""Issue 10, deadlines: `total_timeout` and `timeout=` are wall-clock bounds, even against a dripping server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+import box_sessions
+from box_sessions import BoxClient, BoxTimeoutError, CCGAuth, DeveloperTokenAuth, RetryPolicy
+
+from .hostile import ACCEPTED, Action, Drip, Request, accepted, serve
+
+TOTAL = 2.0  # RetryPolicy(total_timeout=)
+ATTEMPT = 1.0  # BoxClient(timeout=)
+SLACK = 1.5  # what a loaded machine may add to a deadline
+OUTER = TOTAL + SLACK + 0.5  # a failing test ends here instead of when the server is done dripping
+DRIP = 0.3  # seconds per byte: each read gets a byte well within ATTEMPT
+USERS = "/2.0/users/terminate_sessions"
+TOKEN = "/oauth2/token"
+ACCEPTED_BODY = json.dumps(ACCEPTED).encode()
+TOKEN_BODY = json.dumps({"access_token": "acc3ss-1", "expires_in": 3600, "token_type": "bearer"}).encode()
+JSON = {"content-type": "application/json"}
+
+
+@pytest.mark.parametrize("part", ["head", "body"], ids=["drip-in-headers", "drip-in-202-body"])
+async def test_total_timeout_is_wall_clock_against_a_dripping_answer(part: str) -> None:
+    """A call whose answer drips one byte every 0.3 s raises BoxTimeoutError by total_timeout, not when it ends."""
+
+    def handler(request: Request) -> Action:
+        return Drip(202, ACCEPTED_BODY, JSON, interval=DRIP, part="head" if part == "head" else "body")
+
+    retry = RetryPolicy(total_timeout=TOTAL, initial_backoff=0.05, max_backoff=0.1)
+    with serve(handler) as server:
+        async with BoxClient(
+            DeveloperTokenAuth("dev-token"), base_url=server.url, timeout=ATTEMPT, retry=retry, rate_limit=None
+        ) as client:
+            started = time.monotonic()
+            with pytest.raises(BoxTimeoutError):
+                await asyncio.wait_for(client.session_termination.terminate_users_sessions(user_ids=["1"]), OUTER)
+            elapsed = time.monotonic() - started
+    assert elapsed <= TOTAL + SLACK
+
+
+async def test_total_timeout_is_wall_clock_against_a_dripping_token_answer() -> None:
+    """A CCG call whose token answer drips one byte every 0.3 s raises BoxTimeoutError by total_timeout."""
+
+    def handler(request: Request) -> Action:
+        if request.path == TOKEN:
+            return Drip(200, TOKEN_BODY, JSON, interval=DRIP, part="head")
+        return accepted()
+
+    auth = CCGAuth(client_id="cid", client_secret="very-secret", enterprise_id="42")
+    retry = RetryPolicy(total_timeout=TOTAL, initial_backoff=0.05, max_backoff=0.1)
+    with serve(handler) as server:
+        async with BoxClient(auth, base_url=server.url, timeout=ATTEMPT, retry=retry, rate_limit=None) as client:
+            started = time.monotonic()
+            with pytest.raises(BoxTimeoutError):
+                await asyncio.wait_for(client.session_termination.terminate_users_sessions(user_ids=["1"]), OUTER)
+            elapsed = time.monotonic() - started
+        assert server.count(USERS) == 0
+    assert elapsed <= TOTAL + SLACK
+
+
+async def test_timeout_bounds_an_attempt_as_a_whole() -> None:
+    """An attempt dripping past timeout= is given up after about timeout=; the retry's prompt 202 is returned."""
+
+    def handler(request: Request) -> Action:
+        if request.number == 1:
+            return Drip(202, ACCEPTED_BODY, JSON, interval=DRIP, part="head")
+        return accepted()
+
+    retry = RetryPolicy(total_timeout=30, initial_backoff=0.01, max_backoff=0.01)
+    with serve(handler) as server:
+        async with BoxClient(
+            DeveloperTokenAuth("dev-token"), base_url=server.url, timeout=ATTEMPT, retry=retry, rate_limit=None
+        ) as client:
+            started = time.monotonic()
+            message = await asyncio.wait_for(client.session_termination.terminate_users_sessions(user_ids=["1"]), OUTER)
+            elapsed = time.monotonic() - started
+        assert server.count(USERS) == 2
+    assert isinstance(message, box_sessions.SessionTerminationMessage)
+    assert message.message == ACCEPTED["message"]
+    assert ATTEMPT * 0.9 <= elapsed <= ATTEMPT + SLACK
