@@ -37,21 +37,6 @@ from .conftest import TOKEN_URL, USERS_URL, accepted, token_answer
 PASSPHRASE = "correct horse battery staple"
 
 
-@pytest.fixture(scope="module")
-def rsa_keys() -> tuple[str, str]:
-    """A fresh RSA key pair: (private PEM, public PEM)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
-
-
 def encrypted(private_pem: str) -> str:
     key = serialization.load_pem_private_key(private_pem.encode(), password=None)
     return key.private_bytes(

@@ -14,8 +14,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 import attrs
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from box_sessions import (
     AuthenticationError,
@@ -63,21 +61,6 @@ class HeldTokenEndpoint:
         self.arrived.set()
         await self.release.wait()
         return reply if reply is not None else await self.fake.handle(request)
-
-
-@pytest.fixture(scope="module")
-def rsa_keys() -> tuple[str, str]:
-    """A fresh RSA key pair: (private PEM, public PEM)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
 
 
 def make_auth(kind: str, fake: FakeBox, private_key: str) -> BoxAuth:

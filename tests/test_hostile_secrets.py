@@ -12,8 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from box_sessions import (
     AuthenticationError,
@@ -46,11 +44,9 @@ def echoing(echo: Callable[[Request], Action]) -> Callable[[Request], Action]:
     return handler
 
 
-@pytest.fixture(scope="module")
-def private_key() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    return pem.decode()
+@pytest.fixture
+def private_key(rsa_keys: tuple[str, str]) -> str:
+    return rsa_keys[0]
 
 
 def make_auth(kind: str, private_key: str) -> BoxAuth:
