@@ -86,6 +86,10 @@ def soak(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks against Box's official SDK (installed here only) and a hand-written loop."""
+    """Benchmarks against Box's official SDK (installed here only), a hand-written loop and bare httpx.
+
+    ``nox -s bench -- --only single`` runs one part (throughput, cpu, memory, single);
+    ``-- --only throughput --profile drop --ours-only`` one throughput profile for box_sessions.
+    """
     session.install("-e", ".", "boxsdk>=10,<11")
     session.run("python", "benchmarks/bench.py", *session.posargs)

@@ -36,7 +36,6 @@ async def terminate_one(client: BoxClient, user_id: str = "1") -> SessionTermina
     return await client.session_termination.terminate_users_sessions(user_ids=[user_id])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: a call refused for its deadline keeps its limiter slot")
 async def test_slots_of_calls_refused_for_their_deadline_are_given_back() -> None:
     """After a burst mostly refused for its deadline, one quiet interval lets the next call out at once."""
     with serve(answer_at_once) as server:
@@ -60,7 +59,6 @@ async def test_slots_of_calls_refused_for_their_deadline_are_given_back() -> Non
     assert elapsed < AT_ONCE
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: a call cancelled while waiting for the limiter keeps its slot")
 async def test_slots_of_calls_cancelled_while_waiting_are_given_back() -> None:
     """After 30 callers are cancelled waiting for the limiter, one quiet interval lets the next call out at once."""
     with serve(answer_at_once) as server:

@@ -319,7 +319,10 @@ async def test_each_retry_is_logged_at_info(
         await terminate(client)
     messages = [r.getMessage() for r in caplog.records if r.name == "box_sessions"]
     assert messages == [
-        "Retrying POST /2.0/users/terminate_sessions after 429 rate_limit_exceeded (attempt 1 of 5), waiting 3.00 s"
+        (
+            "Retrying POST /2.0/users/terminate_sessions after 429 rate_limit_exceeded "
+            "(a 429 does not count against the 5 attempts), waiting 3.00 s"
+        )
     ]
     assert all("dev-token" not in m for m in messages)
 

@@ -37,18 +37,14 @@ class Pacing:
         await self._await_rate_limit(call)
         await self._await_cooldown(call, max_retry_after)  # a 429 may have started one meanwhile
 
-    def on_answer(self, call: Call, status: int, retry_after: float | None) -> None:
+    async def on_answer(self, call: Call, status: int, retry_after: float | None) -> None:
         """Learn from an answer's status: a 429 slows the limiter and quiets the whole client."""
         if status == 429 and retry_after is not None:
             # Box asked for quiet: the whole client holds off, however long, whether or not this
             # call waits for it (a wait past max_retry_after fails the calls at once).
             self.cooldown.hold(retry_after)
-        if self.limiter is None or not call.authenticated:
-            return
-        if status == 429:
-            self.limiter.on_rate_limited(call.reserved_at)
-        elif status < 500:
-            self.limiter.on_accepted()
+        if self.limiter is not None and call.authenticated:
+            await self.limiter.on_answer(call.reservation, status, retry_after)
 
     async def _await_cooldown(self, call: Call, max_retry_after: float) -> None:
         wait = self.cooldown.remaining
@@ -77,7 +73,7 @@ class Pacing:
             return
         remaining = call.remaining(self._clock)
         try:
-            call.reserved_at = await self.limiter.acquire(max_wait=remaining)
+            call.reservation = await self.limiter.acquire(max_wait=remaining)
         except TimeoutError as exc:
             raise Final(
                 BoxTimeoutError(

@@ -26,8 +26,15 @@ class RetryPolicy:
     Retried: 429, 500, 502, 503, 504, timeouts and connection errors. Never retried: any other
     status (400, 403, 404, ...). A 401 is answered by refreshing the token once, not by this policy.
 
+    A 429 says "later", not "no": an attempt answered 429 is retried after Box's ``retry-after``
+    and does not count against ``max_attempts``, which is meant for errors. (Box's own SDKs count
+    429s as attempts, so a batch that meets five 429s in a row while Box lowers its limit fails.)
+    A run of 429s is still bounded: by ``total_timeout``, by a bulk job's retry budget, and by
+    ``max_retry_after``. With ``total_timeout=None`` a call waits as long as Box keeps answering 429.
+
     Args:
-        max_attempts: Attempts per call, the first one included. ``1`` turns retries off.
+        max_attempts: Attempts per call that fail for another reason than a 429, the first one
+            included. ``1`` turns retries off, those of 429s too.
         initial_backoff: Ceiling of the first back-off wait, in seconds.
         max_backoff: Ceiling of any back-off wait, in seconds. Waits grow as
             ``initial_backoff * 2 ** (retry - 1)`` up to this ceiling.

@@ -1,38 +1,55 @@
-"""Client-side pacing: a rate limiter shared by every request of a client, adaptive on 429s.
+"""Client-side pacing: a rate limiter shared by every request of a client, that follows Box down and back up.
 
 Box allows each user about 1,000 API calls a minute, and lowers that under load without saying
-so. The limiter spaces requests at the configured rate (GCRA: each request reserves the next
-free slot, so concurrent requests never burst past the rate). With ``adaptive=True`` it also
-learns a lower limit from Box's 429s:
+so. The limiter spaces requests at the configured rate (GCRA: each request reserves the next free
+slot, so concurrent requests never burst past the rate). A slot that is not used (its caller gave
+up or was cancelled) is given back. The schedule, the rate and the cool-down live in a
+`PacingState`; the decisions below live here, in one place.
 
-- decrease: on a 429 for a request sent at the current rate, the rate drops to 90% of the rate
-  Box actually accepted over the last seconds (so a limit of half the configured rate is found in
-  one step, not by repeated halving), or to half the rate while there are too few answers to
-  measure; 429s of requests whose slot was reserved before the last decrease are ignored (they
-  were scheduled at the old rate), so one burst does not collapse the rate;
-- increase: after a quiet spell with no 429, the rate climbs back linearly, by a small share of
-  the configured rate each second, to probe whether the limit was lifted.
+With ``adaptive=True`` the rate follows Box's 429s:
+
+- **Down.** A 429 for a request scheduled at the current rate lowers it. When the previous
+  decrease was recent enough to measure from, the answers Box accepted since then, divided by the
+  time since, are a measure of what Box allows (it cannot be more: Box refused requests at both
+  ends of that span); the rate settles just under it (`SETTLE`) and that measure is remembered as
+  the ceiling. The first 429 (or one after a long calm) has nothing to measure from, and halves
+  the rate. 429s of requests scheduled before a decrease say nothing new and are ignored.
+- **Up.** While no 429 comes, the rate probes upward along a cubic curve of the time since the
+  decrease, as TCP CUBIC does: slowly at first, just under the ceiling where the last 429 came,
+  then faster and faster, so a lifted limit is found within seconds. Each 429 that comes back near
+  the same ceiling confirms it and makes the next probe slower; a ceiling that moved starts afresh.
+  The rate never exceeds the configured one.
 """
 
 from __future__ import annotations
 
-import collections
-import math
+import logging
 
 import attrs
 
 from .._clock import Clock
+from ._pacing_state import InProcessPacingState, PacingState, RateReading, RateRecord, Refusal, Reservation
 
-__all__ = ["RateLimit", "RateLimiter"]
+__all__ = ["RateLimit", "RateLimiter", "adaptive_rate"]
 
-#: Seconds of accepted requests used to measure the rate Box allows.
-MEASURE_WINDOW = 10.0
-#: Successful requests needed in the window before the measurement is trusted.
-MEASURE_MIN_SAMPLES = 8
-#: Seconds without a decrease before the rate climbs again.
-HOLD_AFTER_DECREASE = 5.0
-#: Share of the configured rate added per second while climbing back.
-INCREASE_PER_SECOND = 0.005
+logger = logging.getLogger("box_sessions")
+
+#: Share of the measured allowance the rate settles at after a measured 429.
+SETTLE = 0.98
+#: Share of the rate kept after a 429 with nothing to measure from.
+HALVE = 0.5
+#: A measure needs at least this many accepted answers since the previous decrease ...
+MEASURE_MIN_ACCEPTED = 8
+#: ... and the previous decrease at most this many seconds ago (older spans mix other rates).
+MEASURE_MAX_AGE = 30.0
+#: The upward probe: the rate ``t`` seconds after a decrease is ``rate * (1 + PROBE * t**3)``,
+#: so it is 1% higher after 1.7 s, 10% after 3.7 s and doubles after 8 s ...
+PROBE = 0.002
+#: ... and each confirmation of the same ceiling divides ``PROBE`` by this, up to `MAX_CONFIRMED` times.
+CONFIRM_SLOWDOWN = 8.0
+MAX_CONFIRMED = 2
+#: A 429 whose measure is within this share of the ceiling confirms it.
+CONFIRM_TOLERANCE = 0.1
 
 
 @attrs.frozen(kw_only=True)
@@ -44,8 +61,8 @@ class RateLimit:
             about 1,000 calls a minute per user.
         burst: Requests that may leave at once after a quiet spell. ``1`` spaces every request
             evenly, which keeps clear of Box's limit whatever its bucket size.
-        adaptive: Lower the rate when 429s keep coming despite the limit (Box applies lower
-            limits under load), and raise it again later. See the module docstring.
+        adaptive: Follow Box's 429s down (Box applies lower limits under load) and probe back up
+            when they stop. See the module docstring.
         min_requests_per_minute: The adaptive rate never goes below this.
     """
 
@@ -63,91 +80,125 @@ class RateLimit:
             )
 
 
-class RateLimiter:
-    """The running limiter for one client. Private: configured through `RateLimit`."""
+def adaptive_rate(reading: RateReading, *, max_rate: float, min_rate: float) -> float:
+    """Requests a second to send at now, given the rate record as read (see the module docstring)."""
+    record = reading.record
+    if record.rate is None:
+        return max_rate
+    probe = PROBE / CONFIRM_SLOWDOWN ** min(record.confirmed, MAX_CONFIRMED)
+    return max(min_rate, min(max_rate, record.rate * (1.0 + probe * reading.age**3)))
 
-    def __init__(self, limit: RateLimit, clock: Clock) -> None:
+
+class RateLimiter:
+    """The running limiter for one client. Private: configured through `RateLimit`.
+
+    Args:
+        limit: The options.
+        clock: The client's clock.
+        state: Where the schedule, the rate and the cool-down are kept; this process's memory
+            by default. Processes that share one (see `PacingState`) pace together.
+    """
+
+    def __init__(self, limit: RateLimit, clock: Clock, state: PacingState | None = None) -> None:
         self.limit = limit
+        self.state: PacingState = state or InProcessPacingState(clock)
         self._clock = clock
         self._max_rate = limit.requests_per_minute / 60.0
         self._min_rate = limit.min_requests_per_minute / 60.0
-        self._rate = self._max_rate
-        self._tat = -math.inf  # theoretical arrival time of the next request (GCRA)
-        self._last_decrease = -math.inf
-        self._last_increase = -math.inf
-        self._accepted: collections.deque[float] = collections.deque()
+        self.rate = self._max_rate
+        """The rate in requests a second, as last computed."""
         self.decreases = 0
-        self.epoch = 0  # bumped by every decrease: slots reserved before it are void
+        """Decreases this limiter made."""
 
-    @property
-    def rate(self) -> float:
-        """The current rate in requests per second."""
-        return self._rate
+    async def current_rate(self) -> float:
+        """The rate in requests a second, now."""
+        return self._rate_of(await self.state.get_rate())
 
-    def reserve(self) -> float:
-        """Reserve the next slot; return how many seconds to wait before sending in it."""
-        now = self._clock.monotonic()
-        interval = 1.0 / self._rate
-        tat = max(self._tat, now)
-        wait = max(0.0, tat - (self.limit.burst - 1) * interval - now)
-        self._tat = tat + interval
-        return wait
+    def _rate_of(self, reading: RateReading) -> float:
+        if self.limit.adaptive:
+            self.rate = adaptive_rate(reading, max_rate=self._max_rate, min_rate=self._min_rate)
+        return self.rate
 
-    async def acquire(self, max_wait: float | None = None) -> float:
-        """Wait for a slot; return when it was reserved (for `on_rate_limited`).
+    async def acquire(self, max_wait: float | None = None) -> Reservation:
+        """Wait for a slot and return it (for `on_answer`).
 
-        A slot voided by a decrease while waiting is given up for one at the new rate.
+        A slot made void while waiting (the rate was lowered, or a cool-down began) is traded for
+        a new one. A caller cancelled while waiting gives its slot back.
 
         Raises:
-            TimeoutError: the wait would be longer than ``max_wait`` (nothing waited).
+            TimeoutError: the wait would be longer than ``max_wait`` (nothing waited, nothing
+                kept); its argument is the wait in seconds.
         """
+        started = self._clock.monotonic()
         while True:
-            epoch, reserved_at = self.epoch, self._clock.monotonic()
-            wait = self.reserve()
-            if max_wait is not None and wait > max_wait:
-                raise TimeoutError(wait)
-            if wait > 0:
-                await self._clock.sleep(wait)
-            if self.epoch == epoch:
-                return reserved_at
+            interval = 1.0 / self._rate_of(await self.state.get_rate())
+            left = None if max_wait is None else max_wait - (self._clock.monotonic() - started)
+            reservation = await self.state.reserve(interval, burst=self.limit.burst, max_wait=left)
+            if isinstance(reservation, Refusal):
+                raise TimeoutError(reservation.wait)
+            if reservation.wait <= 0:
+                return reservation
+            try:
+                await self._clock.sleep(reservation.wait)
+            except BaseException:
+                await self.state.give_back(reservation)
+                raise
+            if await self._still_valid(reservation):
+                return reservation
 
-    def on_accepted(self) -> None:
-        """A request was not rate-limited: count it, and climb back if it has been quiet."""
-        if not self.limit.adaptive:
-            return
-        now = self._clock.monotonic()
-        self._accepted.append(now)
-        self._trim(now)
-        if self._rate < self._max_rate and now - self._last_decrease >= HOLD_AFTER_DECREASE:
-            since = now - max(self._last_increase, self._last_decrease + HOLD_AFTER_DECREASE)
-            self._rate = min(self._max_rate, self._rate + INCREASE_PER_SECOND * self._max_rate * max(0.0, since))
-            self._last_increase = now
+    async def _still_valid(self, reservation: Reservation) -> bool:
+        if (await self.state.get_rate()).record.epoch != reservation.epoch:
+            return False  # the rate was lowered while this one waited: its slot was at the old rate
+        return await self.state.cooldown_remaining() <= 0
 
-    def on_rate_limited(self, reserved_at: float) -> None:
-        """A request whose slot was reserved at ``reserved_at`` got a 429 despite the limiter: slow down."""
-        if not self.limit.adaptive or reserved_at < self._last_decrease:
-            return  # scheduled at the old rate; the decrease already answered it
-        now = self._clock.monotonic()
-        self._trim(now)
-        span = now - self._accepted[0] if self._accepted else 0.0
-        if len(self._accepted) >= MEASURE_MIN_SAMPLES and span > 0:
-            # n answers spread over `span` seconds: n - 1 intervals. An overestimate is harmless
-            # (the rate only ever drops here); an underestimate would throttle for nothing.
-            new_rate = 0.9 * (len(self._accepted) - 1) / span
+    async def on_answer(self, reservation: Reservation | None, status: int, retry_after: float | None) -> None:
+        """Learn from the answer to a request sent in ``reservation`` (``None``: sent unpaced).
+
+        Args:
+            reservation: The request's slot.
+            status: The answer's status (a 5xx says nothing about the rate).
+            retry_after: The answer's ``retry-after`` in seconds, if any: no slot starts before it.
+        """
+        if status == 429:
+            if retry_after is not None:
+                await self.state.hold_cooldown(retry_after)
+            if self.limit.adaptive and reservation is not None:
+                await self._lower(reservation)
+        elif status < 500:
+            await self.state.count_accepted()
+
+    async def _lower(self, reservation: Reservation) -> None:
+        reading = await self.state.get_rate()
+        record = reading.record
+        if reservation.epoch != record.epoch:
+            return  # scheduled at a rate lowered since: that decrease already answered it
+        sending = self._rate_of(reading)
+        allowed = _measure(reading)
+        if allowed is None:
+            new = RateRecord(rate=max(self._min_rate, HALVE * sending))
         else:
-            new_rate = 0.5 * self._rate
-        new_rate = min(self._rate * 0.95, new_rate)
-        self._rate = max(self._min_rate, new_rate)
-        self._last_decrease = now
-        self.decreases += 1
-        # Slots reserved at the old rate would still leave too fast: void them and restart the
-        # schedule; their holders re-reserve at the new rate (see `acquire`).
-        self.epoch += 1
-        self._tat = now
-
-    def _trim(self, now: float) -> None:
-        while self._accepted and self._accepted[0] < now - MEASURE_WINDOW:
-            self._accepted.popleft()
+            near = record.ceiling is not None and abs(allowed - record.ceiling) <= CONFIRM_TOLERANCE * record.ceiling
+            new = RateRecord(
+                rate=max(self._min_rate, min(sending, SETTLE * allowed)),
+                ceiling=allowed,
+                confirmed=record.confirmed + 1 if near else 0,
+            )
+        if await self.state.set_rate(new, expected_epoch=record.epoch):
+            self.decreases += 1
+            self.rate = new.rate or self.rate
+            logger.info(
+                "Box answered 429 at %.0f requests a minute; pacing at %.0f a minute (Box allowed %s)",
+                sending * 60,
+                self.rate * 60,
+                "an unknown rate" if allowed is None else f"{allowed * 60:.0f} a minute since the last 429",
+            )
 
     def __repr__(self) -> str:
-        return f"RateLimiter(rate={self._rate * 60:.0f}/min, max={self._max_rate * 60:.0f}/min)"
+        return f"RateLimiter(rate={self.rate * 60:.0f}/min, max={self._max_rate * 60:.0f}/min)"
+
+
+def _measure(reading: RateReading) -> float | None:
+    """Requests a second Box accepted since the last decrease, or ``None`` when that says too little."""
+    if reading.record.rate is None or reading.age > MEASURE_MAX_AGE or reading.accepted < MEASURE_MIN_ACCEPTED:
+        return None
+    return reading.accepted / reading.age

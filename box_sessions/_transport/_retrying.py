@@ -1,13 +1,14 @@
 """The retry loop: tenacity runs one call's attempts under the retry rules, its deadline and its job's budget.
 
 A wait that would cross the call's deadline is not begun. A 429's wait becomes the client's
-shared cool-down, so every request holds off, not only the one that was refused.
+shared cool-down, so every request holds off, not only the one that was refused. A 429 says
+"later", not "no": it does not spend the attempts meant for errors (``max_attempts``); the
+deadline, the job's retry budget and ``max_retry_after`` still bound it.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ import tenacity as _t
 from .._clock import Clock
 from .._errors import BoxAPIError, BoxError, BoxTimeoutError, RateLimitError, with_note
 from ._cooldown import Cooldown
+from ._pacing_state import Reservation
 from ._policy import RetryBudget, RetryPolicy, should_retry
 
 __all__ = ["Call", "CallObserver", "Final", "run_attempts"]
@@ -62,7 +64,8 @@ class Call:
     hedge: bool = False  # the caller says a second copy is harmless
     refreshed_after_401: bool = False
     budget_refused: bool = False
-    reserved_at: float = -math.inf  # when this attempt's rate-limiter slot was reserved
+    reservation: Reservation | None = None  # this attempt's rate-limiter slot
+    failed_attempts: int = 0  # attempts that failed for another reason than a 429
 
     @property
     def authenticated(self) -> bool:
@@ -76,15 +79,16 @@ class Call:
 
 def _make_stop(call: Call, policy: RetryPolicy, clock: Clock) -> Callable[[_t.RetryCallState], bool]:
     def stop(rs: _t.RetryCallState) -> bool:
-        if rs.attempt_number >= policy.max_attempts:
+        error = rs.outcome.exception() if rs.outcome is not None else None
+        if not isinstance(error, RateLimitError):
+            call.failed_attempts += 1
+        if call.failed_attempts >= policy.max_attempts or policy.max_attempts == 1:
             return True
         if call.deadline is not None and clock.monotonic() + rs.upcoming_sleep > call.deadline:
             return True
-        if call.budget is not None:
-            error = rs.outcome.exception() if rs.outcome is not None else None
-            if not call.budget.withdraw(timeout=isinstance(error, BoxTimeoutError)):
-                call.budget_refused = True
-                return True
+        if call.budget is not None and not call.budget.withdraw(timeout=isinstance(error, BoxTimeoutError)):
+            call.budget_refused = True
+            return True
         return False
 
     return stop
@@ -110,11 +114,12 @@ def _make_before_sleep(call: Call, policy: RetryPolicy, cooldown: Cooldown) -> C
         if call.observer is not None:
             call.observer.retries += 1
         logger.info(
-            "Retrying POST %s after %s (attempt %d of %d), waiting %.2f s",
+            "Retrying POST %s after %s (%s), waiting %.2f s",
             call.url.path,
             _describe(error),
-            rs.attempt_number,
-            policy.max_attempts,
+            f"a 429 does not count against the {policy.max_attempts} attempts"
+            if isinstance(error, RateLimitError)
+            else f"attempt {call.failed_attempts} of {policy.max_attempts}",
             rs.upcoming_sleep,
         )
 

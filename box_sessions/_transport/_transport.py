@@ -31,6 +31,7 @@ from .._errors import (
 )
 from .._shared import Shared
 from .._tasks import LoopBinding, time_limit
+from ._gate import Gate, pool_size
 from ._hedge import Hedger
 from ._httpx_errors import map_httpx_errors
 from ._pacing import Pacing
@@ -89,6 +90,7 @@ class Transport:
         self.closed = False
         self._loop = LoopBinding()
         self._http = http_client
+        self._gate = Gate(pool_size(http_client))  # requests wait for a connection here, in order
         self._timeout = timeout
         self._headers = dict(headers)
         self._rng = rng or random.Random()
@@ -181,10 +183,10 @@ class Transport:
         self._check_open()
         response, token = await self._send_handling_auth(call)
         if response.is_success:
-            self.pacing.on_answer(call, response.status_code, None)
+            await self.pacing.on_answer(call, response.status_code, None)
             return response
         error = self._error(response, call, token)
-        self.pacing.on_answer(call, error.status, error.retry_after)
+        await self.pacing.on_answer(call, error.status, error.retry_after)
         if error.status == 429 and call.observer is not None:
             call.observer.rate_limited += 1
         raise error
@@ -265,7 +267,8 @@ class Transport:
         if remaining is not None:
             limit = remaining if limit is None else min(limit, remaining)
         try:
-            response = await send_once(self._http, request, limit=limit)
+            async with self._gate.slot(timeout.pool):
+                response = await send_once(self._http, request, limit=limit)
         except httpx.HTTPError as exc:
             if self.closed:
                 raise Final(ClientClosedError("the client was closed while this request was in flight")) from exc
