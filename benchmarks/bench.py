@@ -30,11 +30,9 @@ from typing import Any
 
 import httpx
 import tenacity
+from shared import shared_rows  # beside this script, which Python puts first on sys.path
 
 import box_sessions
-
-sys.path.insert(0, str(Path(__file__).parent))  # run as a script: its sibling modules
-from shared import shared_rows  # noqa: E402 - after the path is set
 
 TOKEN = "fake-developer-token"  # noqa: S105 - FakeBox's well-known developer token, not a secret
 BATCH = 100
