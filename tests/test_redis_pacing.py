@@ -15,8 +15,9 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from box_sessions import CCGAuth, SharedStateError
+from box_sessions import CCGAuth, RateLimit, SharedStateError, SystemClock
 from box_sessions._transport._pacing_state import RateRecord, Refusal, Reservation
+from box_sessions._transport._ratelimit import RateLimiter
 from box_sessions._transport._shared_pacing import RETRY_SHARE, FallbackPacingState
 from box_sessions.redis import RedisShare
 from box_sessions.redis._pacing import IDLE_TTL
@@ -90,21 +91,12 @@ async def test_a_slot_given_back_in_the_middle_is_reused_once(shares: tuple[Redi
 
 
 async def test_a_cancelled_waiter_gives_its_slot_back(shares: tuple[RedisShare, RedisShare]) -> None:
-    """A task cancelled while it waits for its slot gives the slot back in Redis: the next process takes it."""
+    """A rate limiter's caller cancelled while waiting gives its slot back in Redis: another process takes it."""
     one, two = shares
-    await reserve(one)
-    state = one.pacing.state("app")
-
-    async def wait_for_slot() -> None:
-        reservation = await reserve(one)
-        try:
-            await asyncio.sleep(reservation.wait)
-        except asyncio.CancelledError:
-            await state.give_back(reservation)
-            raise
-
-    waiter = asyncio.create_task(wait_for_slot())
-    await asyncio.sleep(0.1)  # it has reserved the second slot and waits
+    await reserve(one)  # the first slot is taken: the waiter's is the second
+    limiter = RateLimiter(RateLimit(requests_per_minute=60 / INTERVAL), SystemClock(), one.pacing.state("app"))
+    waiter = asyncio.create_task(limiter.acquire())
+    await asyncio.sleep(0.1)  # it has reserved the second slot and waits for it
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter
