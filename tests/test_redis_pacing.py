@@ -219,3 +219,46 @@ def test_a_ccg_identity_names_its_subject_and_never_its_secret() -> None:
     assert "app-id" in identity
     assert "enterprise:42" in identity
     assert "app-secret" not in identity
+
+
+async def test_while_redis_is_down_rate_and_cooldown_are_this_processs(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With Redis down the rate record, the answers counted, the cool-down and refusals come from this process."""
+    clock = FakeClock()
+    async with RedisShare(redis_server.url, timeout=1.0) as share:
+        state = FallbackPacingState(share.pacing.state("app"), clock)
+        redis_server.kill()
+        await state.hold_cooldown(2.0)
+        assert await state.cooldown_remaining() == 2.0
+        assert await state.set_rate(RateRecord(rate=3.0), expected_epoch=0)
+        await state.count_accepted()
+        reading = await state.get_rate()
+        assert (reading.record.rate, reading.record.epoch, reading.accepted) == (3.0, 1, 1)
+        assert await state.reserve(INTERVAL, burst=1, max_wait=1.0) == Refusal(2.0)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "shared pacing" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+async def test_a_slot_from_redis_given_back_after_redis_died_is_dropped(redis_server: RedisServer) -> None:
+    """Giving back a Redis slot once Redis is gone raises nothing; this process paces on its own from then."""
+    clock = FakeClock()
+    async with RedisShare(redis_server.url, timeout=1.0) as share:
+        state = FallbackPacingState(share.pacing.state("app"), clock)
+        slot = await state.reserve(INTERVAL, burst=1, max_wait=None)
+        assert isinstance(slot, Reservation)
+        redis_server.kill()
+        await state.give_back(slot)
+        assert not state.sharing
+        assert (await state.reserve(INTERVAL, burst=1, max_wait=None)).wait == 0.0  # its own, empty schedule
+
+
+async def test_a_reservation_of_another_state_is_not_given_back(shares: tuple[RedisShare, RedisShare]) -> None:
+    """A reservation this state did not make changes nothing when given back."""
+    one, _ = shares
+    state = FallbackPacingState(one.pacing.state("app"), FakeClock())
+    first = await state.reserve(INTERVAL, burst=1, max_wait=None)
+    assert isinstance(first, Reservation)
+    await state.give_back(Reservation(0.0, 0, "not a slot"))
+    await one.pacing.state("app").give_back(Reservation(0.0, 0, "not a slot"))
+    assert INTERVAL - SLACK <= (await reserve(one)).wait <= INTERVAL + SLACK
