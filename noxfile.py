@@ -88,8 +88,9 @@ def soak(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks against Box's official SDK (installed here only), a hand-written loop and bare httpx.
 
-    ``nox -s bench -- --only single`` runs one part (throughput, cpu, memory, single);
+    ``nox -s bench -- --only single`` runs one part (throughput, cpu, memory, single, shared: four
+    processes through a redis-server it starts on 127.0.0.1, which must be on PATH);
     ``-- --only throughput --profile drop --ours-only`` one throughput profile for box_sessions.
     """
-    session.install("-e", ".", "boxsdk>=10,<11")
+    session.install("-e", ".[redis]", "boxsdk>=10,<11")
     session.run("python", "benchmarks/bench.py", *session.posargs)

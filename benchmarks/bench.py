@@ -3,7 +3,7 @@
 Every system runs the same job against a fresh FakeBox process on 127.0.0.1 (``server.py`` beside
 this file), which counts what it receives; the figures come from the server, so a system that
 finishes fast by losing ids shows it. Run with ``nox -s bench`` (installs ``boxsdk`` 10.x there
-only). ``--only PART`` runs one part (``throughput``, ``cpu``, ``memory``, ``single``);
+only). ``--only PART`` runs one part (``throughput``, ``cpu``, ``memory``, ``single``, ``shared``);
 ``--profile`` and ``--ours-only`` narrow the throughput part; ``--quick`` runs a smaller job for a
 smoke test. Every loop is bounded in count and time, and every server listens on 127.0.0.1.
 """
@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 import tenacity
+from shared import shared_rows  # beside this script, which Python puts first on sys.path
 
 import box_sessions
 
@@ -370,7 +371,7 @@ def peak_rss(ids: int, directory: Path) -> float:
     return peak_kb / 1024
 
 
-PARTS = ["throughput", "cpu", "memory", "single"]
+PARTS = ["throughput", "cpu", "memory", "single", "shared"]
 
 
 def main() -> None:
@@ -416,6 +417,8 @@ def main() -> None:
         print("| concurrent single calls | box_sessions CPU s | bare httpx CPU s | ratio |")  # noqa: T201
         print("|---|---|---|---|")  # noqa: T201
         single_calls((200, 1000) if args.quick else (1000, 5000))
+    if "shared" in parts:
+        shared_rows(Server, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from ._clock import Clock, SystemClock
 from ._shared import Shared
 from ._termination import SessionTerminationManager
 from ._transport import RateLimit, RateLimiter, RetryPolicy, Transport
+from ._transport._shared_pacing import shared_pacing_state
 from ._validation import check_secure_url, normalise_id
 from ._version import __version__
 
@@ -77,8 +78,9 @@ class BoxClient:
         clock: Time source for waits, deadlines and token expiry; tests pass a fake one.
         shared: State shared with the other processes of the same Box app, e.g.
             ``box_sessions.redis.RedisShare``: CCG and JWT tokens are had once per expiry for all
-            of them. (An `OAuth2Auth` shares through its ``token_store``.) Closing it stays the
-            caller's job.
+            of them, and, with a share that has a ``pacing`` facet, the rate limit and the 429
+            cool-down of a CCG or JWT identity (and ``as_user``) are one for all of them. (An
+            `OAuth2Auth` shares through its ``token_store``.) Closing it stays the caller's job.
 
     Raises:
         TypeError, ValueError: an argument is of the wrong type or value (plain http to a
@@ -133,6 +135,12 @@ class BoxClient:
         self._owns_http = owns_http
         self._state = _State.UNOPENED
         clock = clock or SystemClock()
+        as_user_id = None if as_user is None else normalise_id(as_user, "as_user")
+        limiter = None
+        if rate_limit is not None:
+            token_url = url.copy_with(path=url.path.rstrip("/") + "/oauth2/token")
+            state = shared_pacing_state(shared, auth, token_url, as_user_id, clock)
+            limiter = RateLimiter(rate_limit, clock, state)
         self._transport = Transport(
             auth=auth,
             base_url=url,
@@ -141,8 +149,8 @@ class BoxClient:
             retry=retry or RetryPolicy(),
             clock=clock,
             headers={"User-Agent": f"box-sessions/{__version__}", "Accept": "application/json"},
-            limiter=None if rate_limit is None else RateLimiter(rate_limit, clock),
-            as_user=None if as_user is None else normalise_id(as_user, "as_user"),
+            limiter=limiter,
+            as_user=as_user_id,
             rng=random.Random(),
             shared=shared,
         )

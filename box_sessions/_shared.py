@@ -6,6 +6,9 @@ concern, so that each layer sees only its own:
 
 - `Shared.tokens` (`SharedTokens`): access tokens, one per Box identity, and a short lock per
   identity, so that one process asks Box for a token and the others read it.
+- ``pacing`` (optional; ``SharedPacing`` in ``_transport._shared_pacing``, beside the pacing state
+  it hands out): one rate-limit schedule, adaptive rate and 429 cool-down per Box identity. The
+  client reads it with ``getattr``, so a share without it works as before.
 
 The core never imports the library behind a share: `box_sessions.redis.RedisShare` implements
 these protocols over Redis, and maps every failure of Redis to `SharedStateError`, which the core

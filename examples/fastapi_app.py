@@ -10,19 +10,29 @@ at startup with one sentence naming it.
 
 Sharing one client is what makes the SDK's guarantees hold across requests: one connection pool,
 one token refreshed once for everybody, one rate limiter and one 429 cool-down for the app.
+
+Several workers are several processes, each with its own client. Set ``BOX_REDIS_URL`` and they
+share through Redis what one client shares in a process (``pip install "box-sessions[redis]"``)::
+
+    BOX_REDIS_URL=redis://127.0.0.1:6379/0 ... uvicorn examples.fastapi_app:app --workers 4
+
+One token for every worker, one rate limit for the app (Box's limit is the service account's,
+whatever the number of workers), and a 429 one worker sees holds them all back. Without it, four
+workers send four times the rate.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 import box_sessions
+from box_sessions.redis import RedisShare
 
 BOX_API = "https://api.box.com"
 CREDENTIALS = ("BOX_CLIENT_ID", "BOX_CLIENT_SECRET", "BOX_ENTERPRISE_ID")
@@ -42,10 +52,19 @@ class TerminateRequest(BaseModel):
     group_ids: list[StrictStr | StrictInt] = Field(default_factory=list)
 
 
-def client_from_env() -> box_sessions.BoxClient:
+def share_from_env() -> RedisShare | None:
+    """The Redis share of every worker, from BOX_REDIS_URL; ``None`` when it is not set (one process)."""
+    url = os.environ.get("BOX_REDIS_URL", "").strip()
+    return RedisShare(url) if url else None
+
+
+def client_from_env(shared: box_sessions.Shared | None = None) -> box_sessions.BoxClient:
     """A BoxClient with CCG credentials from BOX_CLIENT_ID, BOX_CLIENT_SECRET and BOX_ENTERPRISE_ID.
 
     The API host is BOX_BASE_URL, Box's own when it is not set.
+
+    Args:
+        shared: What the app's workers share (`share_from_env`), or ``None``.
 
     Raises:
         RuntimeError: A credential is not set; the message names it.
@@ -61,16 +80,22 @@ def client_from_env() -> box_sessions.BoxClient:
         client_secret=os.environ["BOX_CLIENT_SECRET"],
         enterprise_id=os.environ["BOX_ENTERPRISE_ID"],
     )
-    return box_sessions.BoxClient(auth, base_url=os.environ.get("BOX_BASE_URL") or BOX_API)
+    return box_sessions.BoxClient(auth, base_url=os.environ.get("BOX_BASE_URL") or BOX_API, shared=shared)
 
 
-def create_app(make_client: Callable[[], box_sessions.BoxClient] = client_from_env) -> FastAPI:
-    """Build the app; the client is made at startup, so tests pass a factory wired to FakeBox."""
+def create_app(
+    make_client: Callable[[box_sessions.Shared | None], box_sessions.BoxClient] = client_from_env,
+    make_share: Callable[[], RedisShare | None] = share_from_env,
+) -> FastAPI:
+    """Build the app; the share and the client are made at startup, so tests pass factories wired to FakeBox."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with make_client() as client:
-            app.state.box = client
+        async with AsyncExitStack() as closing:
+            share = make_share()
+            if share is not None:
+                await closing.enter_async_context(share)  # closed after the client
+            app.state.box = await closing.enter_async_context(make_client(share))
             yield
 
     app = FastAPI(title="Session termination", lifespan=lifespan)

@@ -21,7 +21,7 @@ from .conftest import GROUPS_URL, TOKEN_URL, accepted, token_answer
 
 pytest.importorskip("fastapi")
 
-ENVIRONMENT = ("BOX_CLIENT_ID", "BOX_CLIENT_SECRET", "BOX_ENTERPRISE_ID", "BOX_BASE_URL")
+ENVIRONMENT = ("BOX_CLIENT_ID", "BOX_CLIENT_SECRET", "BOX_ENTERPRISE_ID", "BOX_BASE_URL", "BOX_REDIS_URL")
 
 
 @pytest.fixture(autouse=True)
@@ -59,8 +59,9 @@ async def running(app: Any) -> AsyncIterator[httpx.AsyncClient]:
             yield http
 
 
-def fake_client_factory(fake: FakeBox) -> Callable[[], BoxClient]:
-    def make_client() -> BoxClient:
+def fake_client_factory(fake: FakeBox) -> Callable[[object], BoxClient]:
+    def make_client(shared: object = None) -> BoxClient:
+        assert shared is None  # BOX_REDIS_URL is not set in these tests
         return fake.client(CCGAuth(client_id=fake.client_id, client_secret=fake.client_secret, enterprise_id="1"))
 
     return make_client
@@ -71,10 +72,10 @@ async def test_app_shares_one_client_and_returns_the_report(example: ModuleType)
     fake = FakeBox(users=["1", "2"])
     made = 0
 
-    def make_client() -> object:
+    def make_client(shared: object) -> object:
         nonlocal made
         made += 1
-        return fake_client_factory(fake)()
+        return fake_client_factory(fake)(shared)
 
     app = example.create_app(make_client)
     async with running(app) as http:

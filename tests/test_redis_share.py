@@ -30,6 +30,7 @@ from box_sessions import (
     CCGAuth,
     OAuth2Auth,
     OAuth2Tokens,
+    RateLimit,
     SharedStateError,
 )
 from box_sessions.redis import RedisShare
@@ -318,6 +319,7 @@ def test_the_core_never_imports_redis() -> None:
 #: The ACL the README advises: the prefix's keys only, and only the commands the share uses.
 ACL_RULES = (
     "on >acl-pass resetkeys ~box-sessions:* resetchannels -@all +get +set +del +pttl +pexpire +evalsha +script|load"
+    " +time +hget +hmget +hset +hdel +hincrby +zadd +zrange +zrangebyscore +zrem"
 )
 
 
@@ -339,7 +341,8 @@ async def test_an_acl_user_limited_to_the_prefix_is_enough(
         await store.save(OAuth2Tokens(refresh_token=fake.issue_refresh_token()))
         oauth = OAuth2Auth(client_id=fake.client_id, client_secret=fake.client_secret, token_store=store)
         for auth in (ccg(fake), ccg(fake), oauth):
-            async with BoxClient(auth, base_url=base, rate_limit=None, shared=share) as client:
+            # Paced: the pacing scripts' commands run under the same user.
+            async with BoxClient(auth, base_url=base, rate_limit=RateLimit(), shared=share) as client:
                 await terminate(client)
         async with RedisShare(url, prefix="elsewhere") as outside:
             with pytest.raises(SharedStateError, match="NoPermissionError"):

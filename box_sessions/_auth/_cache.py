@@ -160,6 +160,17 @@ class BoxAuth:
         """The Box identity whose token processes may share, or ``None`` when this method's tokens are its own."""
         return None
 
+    def shared_identity(self, default_token_url: httpx.URL) -> str | None:
+        """The Box identity processes share a token and a rate limit under, or ``None`` when it is not known.
+
+        CCG and JWT name it (token URL, client id, subject; never a secret); other methods return
+        ``None`` and pace each process on its own.
+
+        Args:
+            default_token_url: The client's token URL, used unless the method names its own.
+        """
+        return self._share_key(self._token_url(default_token_url))
+
     def _cache(self, token_url: httpx.URL) -> _TokenCache:
         # Keyed by token URL: one auth object used against two hosts never mixes their tokens.
         return self._caches.setdefault(str(token_url), _TokenCache())

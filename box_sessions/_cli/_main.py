@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("BOX_BASE_URL", "").strip() or DEFAULT_BASE_URL,
         help=f"API host (BOX_BASE_URL, else {DEFAULT_BASE_URL})",
     )
+    term.add_argument(
+        "--redis",
+        metavar="URL",
+        help="Redis shared by every job of this Box app: one token, one rate limit, one 429 cool-down "
+        "(BOX_REDIS_URL; a URL with a password only there)",
+    )
     term.add_argument("--dry-run", action="store_true", help="print the batches that would be sent; send nothing")
     term.add_argument(
         "--report", metavar="FILE", help="write one JSON line per input value as batches complete ('-': stdout)"

@@ -10,8 +10,9 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable
-from typing import TextIO
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, TextIO
+from urllib.parse import urlsplit
 
 from .._client import DEFAULT_RATE_LIMIT, BoxClient
 from .._errors import AuthenticationError
@@ -26,6 +27,9 @@ from ._progress import ProgressDisplay
 from ._report_file import ReportFile
 from ._signals import sigterm_raises, until_signal
 from ._summary import Summary
+
+if TYPE_CHECKING:
+    from ..redis import RedisShare
 
 __all__ = ["cmd_terminate", "exit_status", "print_summary", "run_job"]
 
@@ -165,6 +169,30 @@ def _rate_limit(rate: float | None) -> RateLimit | None:
     return RateLimit(requests_per_minute=rate, min_requests_per_minute=min(rate, 30.0))
 
 
+def _redis_share(option: str | None, environ: Mapping[str, str]) -> RedisShare | None:
+    """The share every job of this Box app uses, from ``--redis`` or ``BOX_REDIS_URL``; ``None`` without either.
+
+    Raises:
+        UsageError: the URL is not a Redis URL, ``--redis`` holds a password (a command line is
+            visible to the machine's other users), or the ``redis`` extra is not installed.
+    """
+    url, name = (
+        (option, "--redis") if option is not None else (environ.get("BOX_REDIS_URL", "").strip(), "BOX_REDIS_URL")
+    )
+    if not url:
+        return None
+    if name == "--redis" and urlsplit(url).password is not None:
+        raise UsageError("--redis must not hold a password (other users can read a command line): set BOX_REDIS_URL")
+    try:
+        from ..redis import RedisShare  # noqa: PLC0415 - the redis extra is needed only with a share
+    except ImportError:
+        raise UsageError(f"{name} needs the redis extra: pip install 'box-sessions[redis]'") from None
+    try:
+        return RedisShare(url)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"{name}: {exc}") from None
+
+
 def cmd_terminate(args: argparse.Namespace) -> int:
     """The ``terminate`` command: exit 0 when every input is terminated, 1 when some failed.
 
@@ -184,10 +212,14 @@ def cmd_terminate(args: argparse.Namespace) -> int:
             job = JobIdentity(inputs=inputs.digest, base_url=base_url, credentials=credentials.subject)
             journal = opened.enter_context(contextlib.closing(Journal(args.journal, job)))
         report = opened.enter_context(contextlib.closing(ReportFile(args.report))) if args.report else None
-        client = BoxClient(credentials.auth, base_url=base_url, rate_limit=_rate_limit(args.rate))
+        share = _redis_share(args.redis, os.environ)
+        client = BoxClient(credentials.auth, base_url=base_url, rate_limit=_rate_limit(args.rate), shared=share)
 
         async def run() -> Summary:
-            async with client:
+            async with contextlib.AsyncExitStack() as closing:
+                if share is not None:
+                    await closing.enter_async_context(share)
+                await closing.enter_async_context(client)
                 return await run_job(
                     client,
                     inputs,

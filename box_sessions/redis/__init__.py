@@ -1,4 +1,4 @@
-"""Share tokens between the processes of one Box app through Redis: ``pip install "box-sessions[redis]"``.
+"""Share tokens and the rate limit of one Box app between its processes through Redis (extra ``[redis]``).
 
 Example::
 
@@ -6,7 +6,7 @@ Example::
 
     share = RedisShare("redis://127.0.0.1:6379/0", prefix="box-sessions")
     async with box_sessions.BoxClient(ccg_auth, shared=share) as client:
-        ...  # CCG and JWT: one access token per expiry for every process
+        ...  # CCG and JWT: one access token per expiry, one rate limit and one cool-down for every process
     auth = box_sessions.OAuth2Auth(
         client_id="…", client_secret="…", refresh_token="…", token_store=share.token_store("user-42")
     )  # OAuth 2.0: one refresh at a time across processes
@@ -20,12 +20,15 @@ What Redis holds, under ``{prefix}:`` (nothing else):
   refresh token does.
 - ``oauth2:{key}:lock``: held across load, refresh and save, renewed while its holder lives, so a
   process killed while holding it frees it after ``lock_ttl``.
+- ``pacing:{digest}`` and ``pacing:{digest}:holes``: a CCG or JWT identity's pacing (the digest
+  standing for the identity and its As-User): the schedule, the adaptive rate, the 429 cool-down,
+  and the slots given back. They expire 10 minutes after their last slot or cool-down.
 
 This package builds on the core's protocols (`box_sessions.Shared`, `box_sessions.SharedTokens`,
 `box_sessions.LockingTokenStore`); the core never imports redis. Every Redis call is bounded by
 ``timeout``, and every failure of Redis becomes `box_sessions.SharedStateError` (``_calls``). Each
 facet of `RedisShare` is a module of its own: access tokens (``_tokens``), OAuth 2.0 pairs
-(``_oauth2``); the share (``_share``) builds them on one Redis client.
+(``_oauth2``), pacing (``_pacing``); the share (``_share``) builds them on one Redis client.
 """
 
 from ._oauth2 import RedisTokenStore

@@ -13,6 +13,7 @@ from redis.backoff import NoBackoff
 from .. import SharedTokens
 from ._calls import RedisCalls
 from ._oauth2 import RedisTokenStore
+from ._pacing import RedisPacing
 from ._tokens import RedisTokens
 
 __all__ = ["DEFAULT_LOCK_TTL", "DEFAULT_LOCK_WAIT", "DEFAULT_TIMEOUT", "RedisShare"]
@@ -110,11 +111,17 @@ class RedisShare:
         self._owns_client = url is not None
         self._redis = RedisCalls(client, self._timeout)
         self._tokens = RedisTokens(self._redis, self._prefix, self._lock_ttl)
+        self._pacing = RedisPacing(self._redis, self._prefix)
 
     @property
     def tokens(self) -> SharedTokens:
         """CCG and JWT access tokens, one per Box identity (what `BoxClient(shared=...)` uses)."""
         return self._tokens
+
+    @property
+    def pacing(self) -> RedisPacing:
+        """One rate limit and one 429 cool-down per Box identity for every process (`BoxClient(shared=...)` uses it)."""
+        return self._pacing
 
     def token_store(self, key: str) -> RedisTokenStore:
         """A token store for `OAuth2Auth` keeping one user's pair under ``key``, locked across refreshes.
