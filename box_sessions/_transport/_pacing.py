@@ -46,27 +46,32 @@ class Pacing:
         if self.limiter is not None and call.authenticated:
             await self.limiter.on_answer(call.reservation, status, retry_after)
 
+    async def _cooldown_left(self, call: Call) -> float:
+        """Seconds of quiet left: this client's, or the limiter's state's (shared across processes)."""
+        left = self.cooldown.remaining
+        if self.limiter is not None and call.authenticated:
+            left = max(left, await self.limiter.state.cooldown_remaining())
+        return left
+
     async def _await_cooldown(self, call: Call, max_retry_after: float) -> None:
-        wait = self.cooldown.remaining
-        if wait <= 0:
-            return
-        remaining = call.remaining(self._clock)
-        limit = max_retry_after if remaining is None else min(max_retry_after, remaining)
-        if wait > limit:
-            reason = (
-                f"longer than max_retry_after ({max_retry_after:g} s)"
-                if limit == max_retry_after
-                else f"longer than the {limit:.1f} s left before this call's deadline"
-            )
-            raise Final(
-                RateLimitError(
-                    f"Box asked the client to hold off for {wait:.1f} s more after a 429, {reason}; not sent",
-                    status=429,
-                    code="rate_limit_exceeded",
-                    retry_after=wait,
+        while (wait := await self._cooldown_left(call)) > 0:
+            remaining = call.remaining(self._clock)
+            limit = max_retry_after if remaining is None else min(max_retry_after, remaining)
+            if wait > limit:
+                reason = (
+                    f"longer than max_retry_after ({max_retry_after:g} s)"
+                    if limit == max_retry_after
+                    else f"longer than the {limit:.1f} s left before this call's deadline"
                 )
-            )
-        await self.cooldown.wait()
+                raise Final(
+                    RateLimitError(
+                        f"Box asked the client to hold off for {wait:.1f} s more after a 429, {reason}; not sent",
+                        status=429,
+                        code="rate_limit_exceeded",
+                        retry_after=wait,
+                    )
+                )
+            await self._clock.sleep(wait)
 
     async def _await_rate_limit(self, call: Call) -> None:
         if self.limiter is None or not call.authenticated:
