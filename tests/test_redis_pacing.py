@@ -15,7 +15,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from box_sessions import CCGAuth, RateLimit, SharedStateError, SystemClock
+from box_sessions import BoxClient, CCGAuth, RateLimit, RateLimitError, SharedStateError, SystemClock
 from box_sessions._transport._pacing_state import RateRecord, Refusal, Reservation
 from box_sessions._transport._ratelimit import RateLimiter
 from box_sessions._transport._shared_pacing import RETRY_SHARE, FallbackPacingState
@@ -262,3 +262,34 @@ async def test_a_reservation_of_another_state_is_not_given_back(shares: tuple[Re
     await state.give_back(Reservation(0.0, 0, "not a slot"))
     await one.pacing.state("app").give_back(Reservation(0.0, 0, "not a slot"))
     assert INTERVAL - SLACK <= (await reserve(one)).wait <= INTERVAL + SLACK
+
+
+async def test_a_long_cooldown_seen_by_one_process_fails_calls_of_another_at_once(
+    shares: tuple[RedisShare, RedisShare],
+) -> None:
+    """A 429 retry-after 200 (cap 120) in one process: a call in another fails at once, unsent (RateLimitError)."""
+    from .hostile import Action, Answer, Request, serve, token_answer  # noqa: PLC0415 - only this test needs it
+
+    answers = {"api": 0}
+
+    def handler(request: Request) -> Action:
+        if request.path.endswith("/oauth2/token"):
+            return token_answer("acc3ss-shared")
+        answers["api"] += 1
+        return Answer(429, b'{"type": "error", "status": 429, "code": "rate_limit_exceeded"}', {"retry-after": "200"})
+
+    one, two = shares
+    with serve(handler) as server:
+        auth = {"client_id": "cid", "client_secret": "very-secret", "enterprise_id": "42"}
+        async with (
+            BoxClient(CCGAuth(**auth), base_url=server.url, shared=one) as first,
+            BoxClient(CCGAuth(**auth), base_url=server.url, shared=two) as second,
+        ):
+            with pytest.raises(RateLimitError):
+                await first.session_termination.terminate_users_sessions(user_ids=["1"])
+            sent = answers["api"]
+            with pytest.raises(RateLimitError) as raised:
+                await asyncio.wait_for(second.session_termination.terminate_users_sessions(user_ids=["2"]), 5)
+    assert answers["api"] == sent == 1
+    assert raised.value.retry_after is not None
+    assert 190 <= raised.value.retry_after <= 200
