@@ -15,7 +15,17 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from box_sessions import BoxClient, CCGAuth, RateLimit, RateLimitError, SharedStateError, SystemClock
+from box_sessions import (
+    BoxAuth,
+    BoxClient,
+    CCGAuth,
+    DeveloperTokenAuth,
+    OAuth2Auth,
+    RateLimit,
+    RateLimitError,
+    SharedStateError,
+    SystemClock,
+)
 from box_sessions._transport._pacing_state import RateRecord, Refusal, Reservation
 from box_sessions._transport._ratelimit import RateLimiter
 from box_sessions._transport._shared_pacing import RETRY_SHARE, FallbackPacingState
@@ -264,8 +274,22 @@ async def test_a_reservation_of_another_state_is_not_given_back(shares: tuple[Re
     assert INTERVAL - SLACK <= (await reserve(one)).wait <= INTERVAL + SLACK
 
 
+def _auth_for(kind: str, share: RedisShare) -> BoxAuth:
+    if kind == "ccg":
+        return CCGAuth(client_id="cid", client_secret="very-secret", enterprise_id="42")
+    if kind == "developer":
+        return DeveloperTokenAuth("dev-token-shared")
+    return OAuth2Auth(
+        client_id="cid",
+        client_secret="very-secret",
+        refresh_token="r3fr3sh-1",
+        token_store=share.token_store("user-42"),
+    )
+
+
+@pytest.mark.parametrize("kind", ["ccg", "developer", "oauth2"])
 async def test_a_long_cooldown_seen_by_one_process_fails_calls_of_another_at_once(
-    shares: tuple[RedisShare, RedisShare],
+    kind: str, shares: tuple[RedisShare, RedisShare]
 ) -> None:
     """A 429 retry-after 200 (cap 120) in one process: a call in another fails at once, unsent (RateLimitError)."""
     from .hostile import Action, Answer, Request, serve, token_answer  # noqa: PLC0415 - only this test needs it
@@ -274,16 +298,15 @@ async def test_a_long_cooldown_seen_by_one_process_fails_calls_of_another_at_onc
 
     def handler(request: Request) -> Action:
         if request.path.endswith("/oauth2/token"):
-            return token_answer("acc3ss-shared")
+            return token_answer("acc3ss-shared", refresh_token="r3fr3sh-2")
         answers["api"] += 1
         return Answer(429, b'{"type": "error", "status": 429, "code": "rate_limit_exceeded"}', {"retry-after": "200"})
 
     one, two = shares
     with serve(handler) as server:
-        auth = {"client_id": "cid", "client_secret": "very-secret", "enterprise_id": "42"}
         async with (
-            BoxClient(CCGAuth(**auth), base_url=server.url, shared=one) as first,
-            BoxClient(CCGAuth(**auth), base_url=server.url, shared=two) as second,
+            BoxClient(_auth_for(kind, one), base_url=server.url, shared=one) as first,
+            BoxClient(_auth_for(kind, two), base_url=server.url, shared=two) as second,
         ):
             with pytest.raises(RateLimitError):
                 await first.session_termination.terminate_users_sessions(user_ids=["1"])
@@ -293,3 +316,14 @@ async def test_a_long_cooldown_seen_by_one_process_fails_calls_of_another_at_onc
     assert answers["api"] == sent == 1
     assert raised.value.retry_after is not None
     assert 190 <= raised.value.retry_after <= 200
+
+
+def test_identities_name_no_secret() -> None:
+    """A developer token is named by a digest, OAuth 2.0 by its store's key; a keyless store names nothing."""
+    url = httpx.URL("https://api.box.com/oauth2/token")
+    developer = DeveloperTokenAuth("dev-token-shared").shared_identity(url)
+    assert developer is not None
+    assert "dev-token-shared" not in developer
+    assert DeveloperTokenAuth("dev-token-other").shared_identity(url) != developer
+    keyless = OAuth2Auth(client_id="cid", client_secret="very-secret", refresh_token="r3fr3sh-1")
+    assert keyless.shared_identity(url) is None

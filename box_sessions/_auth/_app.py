@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import ClassVar
 
 import attrs
@@ -86,6 +87,11 @@ class DeveloperTokenAuth(BoxAuth):
 
     async def _fetch(self, request_token: TokenRequester, token_url: httpx.URL, clock: Clock) -> TokenGrant:
         return TokenGrant(access_token=self._token, expires_in=None, issued_now=False)
+
+    def shared_identity(self, default_token_url: httpx.URL) -> str | None:
+        """The developer token's user, named by a SHA-256 digest of the token (never the token)."""
+        digest = hashlib.sha256(self._token.encode()).hexdigest()
+        return f"{self._token_url(default_token_url)} developer:{digest}"
 
     def __repr__(self) -> str:
         return "DeveloperTokenAuth(token=***)"

@@ -163,8 +163,8 @@ class BoxAuth:
     def shared_identity(self, default_token_url: httpx.URL) -> str | None:
         """The Box identity processes share a token and a rate limit under, or ``None`` when it is not known.
 
-        CCG and JWT name it (token URL, client id, subject; never a secret); other methods return
-        ``None`` and pace each process on its own.
+        CCG and JWT name it (token URL, client id, subject; never a secret), a developer token by
+        its digest, OAuth 2.0 by its token store's key; ``None`` paces each process on its own.
 
         Args:
             default_token_url: The client's token URL, used unless the method names its own.

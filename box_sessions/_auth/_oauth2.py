@@ -131,5 +131,16 @@ class OAuth2Auth(AppAuth):
         expires_in = None if tokens.expires_at is None else tokens.expires_at - clock.time()
         return TokenGrant(access_token=tokens.access_token, expires_in=expires_in, issued_now=issued_now)
 
+    def shared_identity(self, default_token_url: httpx.URL) -> str | None:
+        """The user, when the token store names it (``RedisShare.token_store("user-42")``), else ``None``.
+
+        Processes that keep one user's tokens under one store key act for one Box user: they pace
+        together. A store that names no key leaves each process pacing alone.
+        """
+        key = getattr(self.token_store, "key", None)
+        if not isinstance(key, str) or not key:
+            return None
+        return f"{self._token_url(default_token_url)} {self.client_id} oauth2:{key}"
+
     def __repr__(self) -> str:
         return f"OAuth2Auth(client_id={self.client_id!r}, token_store={self.token_store!r}, client_secret=***)"
