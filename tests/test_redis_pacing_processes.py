@@ -9,9 +9,7 @@ the rate and FakeBox refuses the excess; through Redis they send it once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ import pytest
 from box_sessions.testing import FakeBox
 
 from .redis_server import RedisServer
+from .script_processes import Start, script_processes
 
 pytestmark = pytest.mark.redis
 
@@ -70,39 +69,14 @@ async def main() -> None:
 asyncio.run(main())
 """
 
-Start = Callable[..., Awaitable[asyncio.subprocess.Process]]
-
 
 @pytest.fixture
 async def start_process(tmp_path: Path) -> AsyncIterator[Start]:
     """Start a process running `PROCESS_SCRIPT` and wait (bounded) until it is ready; all are reaped at the end."""
     script = tmp_path / "pacing_process.py"
     script.write_text(PROCESS_SCRIPT, encoding="utf-8")
-    started: list[asyncio.subprocess.Process] = []
-
-    async def start(**config: Any) -> asyncio.subprocess.Process:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(script),
-            json.dumps(config),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        started.append(process)
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), BOUND)
-        if line != b"ready\n":
-            _, err = await asyncio.wait_for(process.communicate(), BOUND)
-            raise AssertionError(f"the process did not start: {err.decode(errors='replace')[-2000:]}")
-        return process
-
-    yield start
-    for process in started:
-        if process.returncode is None:
-            process.kill()
-        with contextlib.suppress(ProcessLookupError):
-            await asyncio.wait_for(process.communicate(), BOUND)
+    async with script_processes(script, bound=BOUND) as start:
+        yield start
 
 
 async def run_job(

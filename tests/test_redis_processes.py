@@ -7,10 +7,8 @@ Each process runs a small script (`PROCESS_SCRIPT`) against FakeBox served by th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from box_sessions.redis import RedisShare
 from box_sessions.testing import FakeBox, LoopbackServer, Reply, Request
 
 from .redis_server import RedisServer
+from .script_processes import Start, script_processes
 
 #: Generous bound for a process to start, or to finish its call.
 BOUND = 60.0
@@ -63,41 +62,16 @@ async def main() -> None:
 asyncio.run(main())
 """
 
-Start = Callable[..., Awaitable[asyncio.subprocess.Process]]
-
 
 @pytest.fixture
 async def start_process(tmp_path: Path) -> AsyncIterator[Start]:
     """Start a process running `PROCESS_SCRIPT` and wait (bounded) until it is ready; all are reaped at the end."""
     script = tmp_path / "box_process.py"
     script.write_text(PROCESS_SCRIPT, encoding="utf-8")
-    started: list[asyncio.subprocess.Process] = []
-
-    async def start(**config: Any) -> asyncio.subprocess.Process:
-        config.setdefault("lock_ttl", 10.0)
-        config.setdefault("user", str(len(started) + 1))
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(script),
-            json.dumps(config),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        started.append(process)
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), BOUND)
-        if line != b"ready\n":
-            _, err = await asyncio.wait_for(process.communicate(), BOUND)
-            raise AssertionError(f"the process did not start: {err.decode(errors='replace')[-2000:]}")
-        return process
-
-    yield start
-    for process in started:
-        if process.returncode is None:
-            process.kill()
-        with contextlib.suppress(ProcessLookupError):
-            await asyncio.wait_for(process.communicate(), BOUND)
+    async with script_processes(
+        script, bound=BOUND, defaults=lambda n: {"lock_ttl": 10.0, "user": str(n + 1)}
+    ) as start:
+        yield start
 
 
 async def go(*processes: asyncio.subprocess.Process) -> None:
