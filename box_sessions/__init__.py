@@ -2,6 +2,7 @@
 
 from ._auth import (
     BoxAuth,
+    BoxIdentity,
     CCGAuth,
     DeveloperTokenAuth,
     InMemoryTokenStore,
@@ -27,7 +28,22 @@ from ._errors import (
     RateLimitError,
     ServerError,
 )
-from ._shared import Shared, SharedLock, SharedStateError, SharedToken, SharedTokens
+from ._pacing import InMemoryPacingState, RateLimit
+from ._sending import RetryPolicy
+from ._shared import (
+    PacingAnswer,
+    PacingReading,
+    PacingState,
+    RateRecord,
+    Refusal,
+    Reservation,
+    Shared,
+    SharedLock,
+    SharedPacing,
+    SharedStateError,
+    SharedToken,
+    SharedTokens,
+)
 from ._termination import (
     BatchResult,
     Failure,
@@ -36,7 +52,6 @@ from ._termination import (
     SessionTerminationMessage,
     TerminationReport,
 )
-from ._transport import RateLimit, RetryPolicy
 from ._version import __version__
 
 __all__ = [
@@ -48,12 +63,14 @@ __all__ = [
     "BoxClient",
     "BoxConnectionError",
     "BoxError",
+    "BoxIdentity",
     "BoxTimeoutError",
     "CCGAuth",
     "ClientClosedError",
     "Clock",
     "DeveloperTokenAuth",
     "Failure",
+    "InMemoryPacingState",
     "InMemoryTokenStore",
     "JSONFileTokenStore",
     "JWTAuth",
@@ -61,16 +78,23 @@ __all__ = [
     "NotFoundError",
     "OAuth2Auth",
     "OAuth2Tokens",
+    "PacingAnswer",
+    "PacingReading",
+    "PacingState",
     "PermissionDeniedError",
     "Progress",
     "RateLimit",
     "RateLimitError",
+    "RateRecord",
+    "Refusal",
+    "Reservation",
     "RetryPolicy",
     "ServerError",
     "SessionTerminationManager",
     "SessionTerminationMessage",
     "Shared",
     "SharedLock",
+    "SharedPacing",
     "SharedStateError",
     "SharedToken",
     "SharedTokens",

@@ -10,10 +10,10 @@ import httpx
 
 from ._auth import BoxAuth
 from ._clock import Clock, SystemClock
-from ._shared import Shared
+from ._pacing import FallbackPacingState, InMemoryPacingState, Pacer, RateLimit
+from ._sending import RetryPolicy, Sender
+from ._shared import PacingState, Shared
 from ._termination import SessionTerminationManager
-from ._transport import RateLimit, RateLimiter, RetryPolicy, Transport
-from ._transport._shared_pacing import shared_pacing_state
 from ._validation import check_secure_url, normalise_id
 from ._version import __version__
 
@@ -49,6 +49,22 @@ def _build_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
     if not timeout > 0:
         raise ValueError(f"timeout must be positive, got {timeout!r}")
     return httpx.Timeout(float(timeout))
+
+
+def _pacing_state(
+    shared: Shared | None, auth: BoxAuth, token_url: httpx.URL, as_user: str | None, clock: Clock
+) -> PacingState | None:
+    """The pacing state ``shared`` keeps for the client's Box identity, behind a fallback; ``None`` to pace alone.
+
+    Box's limit belongs to the user the calls count against: the auth's identity (see
+    `BoxAuth.identity`) and the ``As-User`` it acts as. A share without a pacing facet, or an auth
+    whose identity is not known, leaves pacing to each process.
+    """
+    pacing = None if shared is None else shared.pacing
+    identity = auth.identity(token_url)
+    if pacing is None or identity is None:
+        return None
+    return FallbackPacingState(pacing.state(f"{identity.key} as-user:{as_user or ''}"), clock)
 
 
 class BoxClient:
@@ -114,20 +130,26 @@ class BoxClient:
         if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
             raise TypeError(f"transport must be an httpx.AsyncBaseTransport, got {type(transport).__name__}")
         if shared is not None and not isinstance(shared, Shared):
-            raise TypeError(f"shared must be a box_sessions.Shared, such as a RedisShare, got {type(shared).__name__}")
+            raise TypeError(
+                f"shared must be a box_sessions.Shared (with tokens and pacing), such as a RedisShare, "
+                f"got {type(shared).__name__}"
+            )
         if transport is not None and http_client is not None:
             raise TypeError(
                 "give transport or http_client, not both: a transport is for the client's own httpx.AsyncClient"
             )
         url = check_secure_url(base_url, "base_url")
         url = url.copy_with(path=url.path.rstrip("/") or "/")
+        # A gateway in front of Box (``https://gw.example.com/box``) serves the token endpoint too.
+        token_url = url.copy_with(path=url.path.rstrip("/") + "/oauth2/token")
         if timeout is _UNSET:
             timeout = http_client.timeout if http_client is not None else DEFAULT_TIMEOUT
+        attempt_timeout = _build_timeout(timeout)
         owns_http = http_client is None
         if http_client is None:
             http_client = httpx.AsyncClient(
                 transport=transport,
-                timeout=_build_timeout(timeout),
+                timeout=attempt_timeout,
                 follow_redirects=False,
                 limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
             )
@@ -136,25 +158,22 @@ class BoxClient:
         self._state = _State.UNOPENED
         clock = clock or SystemClock()
         as_user_id = None if as_user is None else normalise_id(as_user, "as_user")
-        limiter = None
-        if rate_limit is not None:
-            token_url = url.copy_with(path=url.path.rstrip("/") + "/oauth2/token")
-            state = shared_pacing_state(shared, auth, token_url, as_user_id, clock)
-            limiter = RateLimiter(rate_limit, clock, state)
-        self._transport = Transport(
+        state = _pacing_state(shared, auth, token_url, as_user_id, clock) if rate_limit is not None else None
+        self._sender = Sender(
             auth=auth,
             base_url=url,
+            token_url=token_url,
             http_client=http_client,
-            timeout=_build_timeout(timeout),
+            timeout=attempt_timeout,
             retry=retry or RetryPolicy(),
             clock=clock,
             headers={"User-Agent": f"box-sessions/{__version__}", "Accept": "application/json"},
-            limiter=limiter,
+            pacer=Pacer(state or InMemoryPacingState(clock), rate_limit, clock),
             as_user=as_user_id,
             rng=random.Random(),
             shared=shared,
         )
-        self._session_termination = SessionTerminationManager(self._transport)
+        self._session_termination = SessionTerminationManager(self._sender)
 
     @property
     def session_termination(self) -> SessionTerminationManager:
@@ -194,15 +213,15 @@ class BoxClient:
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
-        self._transport.close()
+        self._sender.close()
         try:
             # A token request already sent (its caller may have gone) still ends, and its result
             # is kept (an OAuth 2.0 refresh saved), before the connections it uses close.
-            await self._transport.auth.drain()
+            await self._sender.auth.drain()
         finally:
             if self._owns_http:
                 await self._http.aclose()
 
     def __repr__(self) -> str:
-        url = str(self._transport.base_url)
-        return f"BoxClient(base_url={url!r}, auth={self._transport.auth!r}, state={self._state.value})"
+        url = str(self._sender.base_url)
+        return f"BoxClient(base_url={url!r}, auth={self._sender.auth!r}, state={self._state.value})"

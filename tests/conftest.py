@@ -122,6 +122,19 @@ def ccg() -> box_sessions.CCGAuth:
     return box_sessions.CCGAuth(client_id="cid", client_secret="very-secret", enterprise_id="42")
 
 
+async def until(condition: Callable[[], bool], *, turns: int = 1000) -> None:
+    """Let other tasks run until ``condition()`` holds; fail after ``turns`` turns of the event loop.
+
+    Waits on a condition, never on the clock: the other task gets there in a few turns however
+    busy the machine is.
+    """
+    for _ in range(turns):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"the condition did not hold after {turns} turns of the event loop")
+
+
 async def wait_for_no_connections(server: LoopbackServer) -> None:
     """Wait (up to 3 s) until the server has no open connection; fail if one stays."""
     for _ in range(300):

@@ -54,6 +54,8 @@ def oauth2(fake: FakeBox, **kwargs: object) -> OAuth2Auth:
 class RecordingStore:
     """A token store that checks, at each save, that the new access token has not been used yet."""
 
+    key = None  # names no user: the client paces on its own
+
     def __init__(self, fake: FakeBox) -> None:
         self.fake = fake
         self.saved: list[OAuth2Tokens] = []

@@ -62,6 +62,7 @@ class MemoryTokens:
 @attrs.define
 class MemoryShare:
     tokens: SharedTokens
+    pacing: None = None  # each process paces on its own
 
 
 @pytest.fixture

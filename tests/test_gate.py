@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 import box_sessions
-from box_sessions._transport._gate import DEFAULT_POOL_SIZE, Gate, pool_size
+from box_sessions._sending._gate import DEFAULT_POOL_SIZE, Gate, pool_size
 from box_sessions.testing import FakeBox, LoopbackServer, Reply, Request
 
 from .conftest import ACCEPTED

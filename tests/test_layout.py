@@ -20,9 +20,10 @@ LAYERS: dict[str, int] = {
     "_json": 0,
     "_tasks": 0,
     "_redact": 0,
-    "_shared": 0,  # the protocols of state shared across processes, for every layer
+    "_shared": 0,  # the port of state shared across processes, for every layer
     "_auth": 1,
-    "_transport": 2,
+    "_pacing": 1,  # the rate limit and cool-down, over a state one process or many keep
+    "_sending": 2,
     "_termination": 3,
     "_client": 4,
     "__init__": 5,  # the package root only re-exports
@@ -112,3 +113,49 @@ def test_no_module_is_over_about_350_lines() -> None:
     """One idea per module: none grows past about 350 lines."""
     long = {name: n for name, path in MODULES.items() if (n := len(path.read_text().splitlines())) > 370}
     assert long == {}
+
+
+def _private_imports(name: str, path: Path) -> set[str]:
+    """What ``name`` imports from the core that is not public: a private module, or a name not in ``__all__``."""
+    found = set()
+    for target in _imports(name, path):
+        if target.startswith("box_sessions.redis"):
+            continue  # its own modules
+        if target == "box_sessions":
+            continue
+        module, _, attribute = target.rpartition(".")
+        if module == "box_sessions" and attribute in box_sessions.__all__:
+            continue
+        found.add(target)
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if n.startswith("box_sessions.redis")))
+def test_the_redis_share_uses_only_public_names_of_the_core(name: str) -> None:
+    """`box_sessions.redis` is written as a third party would write a store: against names `box_sessions` exports."""
+    assert _private_imports(name, MODULES[name]) == set()
+
+
+def test_the_public_name_check_sees_a_private_import(tmp_path: Path) -> None:
+    """A store module reaching into a private module of the core, or a name not exported, is caught."""
+    module = tmp_path / "bad.py"
+    module.write_text(
+        "from .._pacing import Pacer\nfrom .. import SharedStateError, _sending\nfrom . import _calls\n",
+        encoding="utf-8",
+    )
+    assert _private_imports("box_sessions.redis.bad", module) == {
+        "box_sessions._pacing",
+        "box_sessions._pacing.Pacer",
+        "box_sessions._sending",
+    }
+
+
+def test_no_class_is_over_about_200_lines() -> None:
+    """A class that reads top to bottom: none grows past about 200 lines (220, for a docstring's slack)."""
+    classes = [
+        (f"{name}.{node.name}", (node.end_lineno or node.lineno) - node.lineno + 1)
+        for name, path in MODULES.items()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ClassDef)
+    ]
+    assert {name: size for name, size in classes if size > 220} == {}

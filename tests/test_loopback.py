@@ -135,7 +135,7 @@ async def test_429_cooldown_delays_requests_sent_beside_it() -> None:
     ):
         manager = client.session_termination
         limited = asyncio.create_task(manager.terminate_users_sessions(user_ids=["1"]))
-        while client._transport.pacing.cooldown.remaining == 0:  # noqa: ASYNC110 - no event to wait on
+        while client._sender.pacer.cooldown == 0:  # noqa: ASYNC110 - no event to wait on
             await asyncio.sleep(0.005)
         beside = [asyncio.create_task(manager.terminate_groups_sessions([g])) for g in range(5)]
         await asyncio.gather(limited, *beside)
@@ -261,7 +261,7 @@ async def test_stalled_answer_is_hedged_with_a_second_copy() -> None:
             for i in range(30):  # recent answers set the hedge delay
                 await client.session_termination.terminate_groups_sessions([i])
             await client.session_termination.terminate_groups_sessions(["999"])
-            hedges = client._transport.hedger.hedges
+            hedges = client._sender.hedger.hedges
         await wait_for_no_connections(server)
     assert hedges == 1
     assert seen.count(stall) == 2
@@ -284,5 +284,5 @@ async def test_hedging_can_be_turned_off() -> None:
     ):
         for i in range(31):
             await client.session_termination.terminate_groups_sessions([i])
-        assert client._transport.hedger.hedges == 0
+        assert client._sender.hedger.hedges == 0
     assert len(seen) == 31

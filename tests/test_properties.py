@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from box_sessions import BoxAPIError
 from box_sessions._errors import error_from_response
-from box_sessions._transport import parse_retry_after
+from box_sessions._sending import parse_retry_after
 from box_sessions._validation import normalise_id, normalise_id_list, normalise_login
 
 anything = st.one_of(

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from box_sessions import RetryPolicy
-from box_sessions._transport import parse_retry_after
+from box_sessions._sending import parse_retry_after
 
 NOW = 1_800_000_000.0
 

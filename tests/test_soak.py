@@ -52,7 +52,8 @@ def faulty_box(seed: int) -> FakeBox:
 def client_for(fake: FakeBox, url: str) -> BoxClient:
     auth = CCGAuth(client_id=fake.client_id, client_secret=fake.client_secret, enterprise_id="1")
     retry = RetryPolicy(initial_backoff=0.05, max_backoff=0.5, total_timeout=60)
-    return BoxClient(auth, base_url=url, timeout=0.3, retry=retry, rate_limit=RateLimit(requests_per_minute=12_000))
+    # 1 s per attempt: ample for an answer of 5 ms on a machine whose cores are busy, short of a 2 s stall.
+    return BoxClient(auth, base_url=url, timeout=1.0, retry=retry, rate_limit=RateLimit(requests_per_minute=12_000))
 
 
 async def run_job(client: BoxClient, given: dict[str, list[str]]) -> TerminationReport:

@@ -218,7 +218,7 @@ async def test_cooldown_past_deadline_raises_rate_limit_error(
     async with make_client(retry=RetryPolicy(total_timeout=200)) as a:
         await terminate(a)
         clock.advance(-100)
-        a._transport.retry = RetryPolicy(total_timeout=50)
+        a._sender.retry = RetryPolicy(total_timeout=50)
         with pytest.raises(RateLimitError, match=r"hold off for 100\.0 s more.*deadline; not sent") as caught:
             await a.session_termination.terminate_groups_sessions(group_ids=["9"])
     assert caught.value.retry_after == pytest.approx(100.0)

@@ -3,6 +3,7 @@
 from ._app import AppAuth, CCGAuth, DeveloperTokenAuth, SubjectAuth
 from ._cache import BoxAuth, TokenPoster, TokenRequester
 from ._grant import TokenGrant
+from ._identity import BoxIdentity
 from ._jwt import JWTAuth
 from ._oauth2 import OAuth2Auth
 from ._stores import InMemoryTokenStore, JSONFileTokenStore, LockingTokenStore, OAuth2Tokens, TokenStore
@@ -10,6 +11,7 @@ from ._stores import InMemoryTokenStore, JSONFileTokenStore, LockingTokenStore, 
 __all__ = [
     "AppAuth",
     "BoxAuth",
+    "BoxIdentity",
     "CCGAuth",
     "DeveloperTokenAuth",
     "InMemoryTokenStore",

@@ -12,6 +12,7 @@ from .._clock import Clock
 from .._validation import check_secure_url, normalise_id
 from ._cache import BoxAuth, TokenRequester
 from ._grant import TokenGrant, unsendable_part
+from ._identity import BoxIdentity
 
 __all__ = [
     "AppAuth",
@@ -88,10 +89,12 @@ class DeveloperTokenAuth(BoxAuth):
     async def _fetch(self, request_token: TokenRequester, token_url: httpx.URL, clock: Clock) -> TokenGrant:
         return TokenGrant(access_token=self._token, expires_in=None, issued_now=False)
 
-    def shared_identity(self, default_token_url: httpx.URL) -> str | None:
+    def identity(self, default_token_url: httpx.URL) -> BoxIdentity:
         """The developer token's user, named by a SHA-256 digest of the token (never the token)."""
         digest = hashlib.sha256(self._token.encode()).hexdigest()
-        return f"{self._token_url(default_token_url)} developer:{digest}"
+        return BoxIdentity(
+            token_url=str(self._token_url(default_token_url)), client_id=None, subject=f"developer:{digest}"
+        )
 
     def __repr__(self) -> str:
         return "DeveloperTokenAuth(token=***)"
@@ -138,11 +141,12 @@ class SubjectAuth(AppAuth):
             return "enterprise", self.enterprise_id
         return "user", str(self.user_id)
 
-    def _share_key(self, token_url: httpx.URL) -> str | None:
-        # The Box identity the token is for: processes of the same app acting as the same subject
-        # share one token. The secret is not part of it: a key must never hold a secret.
+    def identity(self, default_token_url: httpx.URL) -> BoxIdentity:
+        """The app acting as its subject: processes of the same app and subject share one token and one rate limit."""
         kind, subject = self._subject
-        return f"{token_url} {self.client_id} {kind}:{subject}"
+        return BoxIdentity(
+            token_url=str(self._token_url(default_token_url)), client_id=self.client_id, subject=f"{kind}:{subject}"
+        )
 
     def with_user_subject(self, user_id: str | int) -> SubjectAuth:
         """The same app acting as ``user_id``, with a token cache of its own."""

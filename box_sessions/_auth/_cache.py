@@ -31,6 +31,7 @@ from .._clock import Clock
 from .._errors import BoxError, BoxTimeoutError
 from .._shared import Shared, SharedTokens
 from ._grant import TokenGrant, grant_from_response
+from ._identity import BoxIdentity
 from ._sharing import SharedFetch, had_from_grant
 
 __all__ = ["DEFAULT_DRAIN_TIMEOUT", "BoxAuth", "TokenPoster", "TokenRequester"]
@@ -156,20 +157,17 @@ class BoxAuth:
     async def _fetch(self, request_token: TokenRequester, token_url: httpx.URL, clock: Clock) -> TokenGrant:
         raise NotImplementedError
 
-    def _share_key(self, token_url: httpx.URL) -> str | None:
-        """The Box identity whose token processes may share, or ``None`` when this method's tokens are its own."""
-        return None
+    def identity(self, default_token_url: httpx.URL) -> BoxIdentity | None:
+        """Whom this method acts for at Box, or ``None`` when that is not known.
 
-    def shared_identity(self, default_token_url: httpx.URL) -> str | None:
-        """The Box identity processes share a token and a rate limit under, or ``None`` when it is not known.
-
-        CCG and JWT name it (token URL, client id, subject; never a secret), a developer token by
-        its digest, OAuth 2.0 by its token store's key; ``None`` paces each process on its own.
+        The one answer to "which Box user is this": CCG and JWT name the app and its subject, a
+        developer token its SHA-256, OAuth 2.0 its token store's key. A share keys tokens (CCG and
+        JWT only) and pacing by it, and the command line's journal names its job's credentials by it.
 
         Args:
             default_token_url: The client's token URL, used unless the method names its own.
         """
-        return self._share_key(self._token_url(default_token_url))
+        return None
 
     def _cache(self, token_url: httpx.URL) -> _TokenCache:
         # Keyed by token URL: one auth object used against two hosts never mixes their tokens.
@@ -209,8 +207,10 @@ class BoxAuth:
             return grant_from_response(await post(url, form))
 
         url = self._token_url(default_token_url)
-        key = None if shared is None else self._share_key(url)
-        share = None if shared is None or key is None else (shared.tokens, key)
+        identity = None if shared is None else self.identity(default_token_url)
+        share = (
+            None if shared is None or identity is None or not identity.shares_tokens else (shared.tokens, identity.key)
+        )
         return await self._cache(url).get(lambda: self._fetch(request_token, url, clock), clock, deadline, share)
 
     def invalidate(self, token: str, default_token_url: httpx.URL) -> None:

@@ -18,6 +18,7 @@ from .._shared import SharedStateError
 from ._app import AppAuth, optional_bearer_token, strip_str
 from ._cache import TokenRequester
 from ._grant import TokenGrant
+from ._identity import BoxIdentity
 from ._stores import InMemoryTokenStore, LockingTokenStore, OAuth2Tokens, TokenStore
 
 __all__ = ["OAuth2Auth"]
@@ -65,7 +66,10 @@ class OAuth2Auth(AppAuth):
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.token_store, TokenStore):
-            raise TypeError(f"token_store must have async load() and save(), got {type(self.token_store).__name__}")
+            raise TypeError(
+                "token_store must be a TokenStore (a key, and async load() and save()), "
+                f"got {type(self.token_store).__name__}"
+            )
         if self._refresh_token is None and isinstance(self.token_store, InMemoryTokenStore):
             raise ValueError("OAuth2Auth needs a refresh_token, or a token_store that holds one")
 
@@ -131,16 +135,18 @@ class OAuth2Auth(AppAuth):
         expires_in = None if tokens.expires_at is None else tokens.expires_at - clock.time()
         return TokenGrant(access_token=tokens.access_token, expires_in=expires_in, issued_now=issued_now)
 
-    def shared_identity(self, default_token_url: httpx.URL) -> str | None:
+    def identity(self, default_token_url: httpx.URL) -> BoxIdentity | None:
         """The user, when the token store names it (``RedisShare.token_store("user-42")``), else ``None``.
 
         Processes that keep one user's tokens under one store key act for one Box user: they pace
         together. A store that names no key leaves each process pacing alone.
         """
-        key = getattr(self.token_store, "key", None)
-        if not isinstance(key, str) or not key:
+        key = self.token_store.key
+        if not key:
             return None
-        return f"{self._token_url(default_token_url)} {self.client_id} oauth2:{key}"
+        return BoxIdentity(
+            token_url=str(self._token_url(default_token_url)), client_id=self.client_id, subject=f"oauth2:{key}"
+        )
 
     def __repr__(self) -> str:
         return f"OAuth2Auth(client_id={self.client_id!r}, token_store={self.token_store!r}, client_secret=***)"

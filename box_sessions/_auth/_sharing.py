@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 import attrs
 
 from .._clock import Clock
-from .._shared import SharedLock, SharedStateError, SharedToken, SharedTokens
+from .._shared import SharedLock, SharedStateError, SharedToken, SharedTokens, ShareHealth
 from ._grant import TokenGrant, refresh_after
 
 __all__ = ["LOCK_WAIT", "POLL_INTERVAL", "Had", "SharedFetch", "had_from_grant"]
@@ -77,9 +77,13 @@ class _Need:
 
 @attrs.define
 class SharedFetch:
-    """Gets one identity's token through a share; remembers whether the share failed, to warn once."""
+    """Gets one identity's token through a share; remembers whether the share failed, to say it once."""
 
-    _unreachable: bool = False
+    _health: ShareHealth = attrs.field(
+        factory=lambda: ShareHealth(
+            "token state", alone="this process asks Box for its own tokens", together="tokens are shared again"
+        )
+    )
 
     async def get(
         self,
@@ -165,14 +169,7 @@ class SharedFetch:
         return had
 
     def _failed(self, exc: SharedStateError) -> None:
-        if not self._unreachable:
-            self._unreachable = True
-            logger.warning(
-                "The shared token state failed (%s); this process asks Box for its own tokens until it answers again",
-                exc,
-            )
+        self._health.failed(exc)
 
     def _answered(self) -> None:
-        if self._unreachable:
-            self._unreachable = False
-            logger.info("The shared token state answers again; tokens are shared again")
+        self._health.answered()

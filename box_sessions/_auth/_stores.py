@@ -84,6 +84,15 @@ class TokenStore(Protocol):
     leaves only a spent refresh token behind.
     """
 
+    @property
+    def key(self) -> str | None:
+        """Names the Box user whose pair this is (e.g. ``"user-42"``), or ``None``.
+
+        Processes whose stores name one key act for one Box user: with a share that paces, they
+        pace together (`OAuth2Auth.identity`). ``None`` leaves each process pacing on its own.
+        """
+        ...
+
     async def load(self) -> OAuth2Tokens | None:
         """The saved tokens, or ``None`` when nothing is saved yet."""
         ...
@@ -122,6 +131,11 @@ class InMemoryTokenStore:
     def __init__(self) -> None:
         self._tokens: OAuth2Tokens | None = None
 
+    @property
+    def key(self) -> None:
+        """``None``: one process's memory names no user."""
+        return None
+
     async def load(self) -> OAuth2Tokens | None:
         return self._tokens
 
@@ -144,15 +158,24 @@ class JSONFileTokenStore:
     Args:
         path: The JSON file.
         lock_wait: The longest `lock` waits for another process's refresh, in seconds.
+        key: Names the Box user whose pair the file holds, so that processes sharing it pace
+            together through a share (see `TokenStore.key`); ``None`` by default.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, lock_wait: float = FILE_LOCK_WAIT) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, lock_wait: float = FILE_LOCK_WAIT, key: str | None = None
+    ) -> None:
         if isinstance(lock_wait, bool) or not isinstance(lock_wait, (int, float)):
             raise TypeError(f"lock_wait must be a number of seconds, got {type(lock_wait).__name__}")
         if not lock_wait > 0:
             raise ValueError(f"lock_wait must be positive, got {lock_wait!r}")
+        if key is not None and not isinstance(key, str):
+            raise TypeError(f"key must be a str or None, got {type(key).__name__}")
+        if key is not None and not key.strip():
+            raise ValueError("key must not be empty")
         self.path = Path(path)
         self.lock_wait = float(lock_wait)
+        self.key = key
 
     @contextlib.asynccontextmanager
     async def lock(self) -> AsyncIterator[None]:

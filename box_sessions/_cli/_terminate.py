@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 
 from .._client import DEFAULT_RATE_LIMIT, BoxClient
 from .._errors import AuthenticationError
+from .._pacing import RateLimit
 from .._termination import Batcher, Failure, Field
-from .._transport import RateLimit
 from .._validation import check_secure_url
 from ._credentials import credentials_from_env
 from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE, INTERRUPTED, UsageError

@@ -2,7 +2,7 @@
 
 Box documents terminating a session that is already terminated as harmless, so a retry after a
 lost answer, or a second copy of a stalled request, cannot do harm: every termination call asks
-the transport to hedge (`SAFE_TO_SEND_TWICE`). The transport itself knows no endpoint.
+the sender to hedge (`SAFE_TO_SEND_TWICE`). The sender itself knows no endpoint.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import attrs
 import httpx
 
 from .._json import json_object
-from .._transport import CallObserver, RetryBudget, Transport
+from .._sending import CallObserver, RetryBudget, Sender
 
 __all__ = [
     "FIELDS",
@@ -79,17 +79,17 @@ def _message(response: httpx.Response) -> SessionTerminationMessage:
 
 
 async def send(
-    transport: Transport,
+    sender: Sender,
     path: str,
     body: dict[str, list[str]],
     *,
     observer: CallObserver | None = None,
     budget: RetryBudget | None = None,
 ) -> SessionTerminationMessage:
-    """POST one termination request through ``transport``; return Box's message.
+    """POST one termination request through ``sender``; return Box's message.
 
     Raises:
         BoxError: the request failed (see the errors module for the classes).
     """
-    response = await transport.post_json(path, body, hedge=SAFE_TO_SEND_TWICE, observer=observer, budget=budget)
+    response = await sender.post_json(path, body, hedge=SAFE_TO_SEND_TWICE, observer=observer, budget=budget)
     return _message(response)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncGenerator, Iterable
 
-from .._transport import Transport
+from .._sending import Sender
 from .._validation import normalise_id_list, normalise_login_list
 from ._batching import Batcher, Source
 from ._endpoints import GROUPS_PATH, USERS_PATH, SessionTerminationMessage, groups_body, send, users_body
@@ -18,8 +18,8 @@ __all__ = ["SessionTerminationManager"]
 class SessionTerminationManager:
     """Terminates users' and groups' sessions. Reached as ``client.session_termination``."""
 
-    def __init__(self, transport: Transport) -> None:
-        self._transport = transport
+    def __init__(self, sender: Sender) -> None:
+        self._sender = sender
 
     async def terminate_users_sessions(
         self,
@@ -47,7 +47,7 @@ class SessionTerminationManager:
         logins = normalise_login_list(user_logins, "user_logins")
         if not ids and not logins:
             raise ValueError("user_ids and user_logins are both empty: give at least one user")
-        return await send(self._transport, USERS_PATH, users_body(ids, logins))
+        return await send(self._sender, USERS_PATH, users_body(ids, logins))
 
     async def terminate_groups_sessions(self, group_ids: Iterable[str | int]) -> SessionTerminationMessage:
         """Terminate the sessions of every member of the given groups in one request.
@@ -66,7 +66,7 @@ class SessionTerminationManager:
         ids = normalise_id_list(group_ids, "group_ids")
         if not ids:
             raise ValueError("group_ids is empty: give at least one group id")
-        return await send(self._transport, GROUPS_PATH, groups_body(ids))
+        return await send(self._sender, GROUPS_PATH, groups_body(ids))
 
     async def terminate(
         self,
@@ -111,7 +111,7 @@ class SessionTerminationManager:
                 Box accepted, is attached to the exception as ``termination_report``.
         """
         job = self._job(user_ids, user_logins, group_ids, batch_size, max_concurrency, on_progress)
-        clock = self._transport.clock
+        clock = self._sender.clock
         started = clock.monotonic()
         report = TerminationReport()
         try:
@@ -153,7 +153,7 @@ class SessionTerminationManager:
         on_progress: ProgressCallback | None,
     ) -> BulkJob:
         batcher = Batcher(user_ids=user_ids, user_logins=user_logins, group_ids=group_ids, batch_size=batch_size)
-        return BulkJob(self._transport, batcher, max_concurrency=max_concurrency, on_progress=on_progress)
+        return BulkJob(self._sender, batcher, max_concurrency=max_concurrency, on_progress=on_progress)
 
 
 def _finished(report: TerminationReport, job: BulkJob, elapsed: float) -> TerminationReport:

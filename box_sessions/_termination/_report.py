@@ -128,7 +128,7 @@ class TerminationReport:
         failed: Every value that was not terminated, with the reason.
         duplicates: Input values dropped because they were given before.
         requests: HTTP requests sent (retries and bisection included).
-        retries: Retries made by the transport.
+        retries: Retries of the requests (429s and errors worth another attempt).
         rate_limited: Requests answered 429.
         elapsed: Seconds the job took.
         stopped_by: The fatal error that stopped the job, if any: a 403, a 401 after a fresh token,

@@ -6,7 +6,7 @@ Every distinct input value ends in exactly one place of the report, ``terminated
 - a batch answered 400 or 404 (one bad id poisons a request) is split in halves and retried, down
   to single ids, so the good ids go through and each bad one fails with Box's error; a 400 saying
   the batch is too large (or a 413) also halves the batch size for the rest of the job;
-- a batch that still fails after the transport's retries fails with that error; the job goes on.
+- a batch that still fails after the sender's retries fails with that error; the job goes on.
   The job's retry budget keeps a failing Box from being hammered: once spent, batches get one
   attempt each;
 - a 403, or a 401 after a fresh token, would fail every further request, and so would a client
@@ -33,8 +33,8 @@ from .._errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from .._sending import CallObserver, RetryBudget, Sender
 from .._tasks import cancel_and_wait, finish
-from .._transport import CallObserver, RetryBudget, Transport
 from .._validation import check_positive_int
 from ._batching import Batch, Batcher
 from ._endpoints import Item, Kind, request_of, send
@@ -67,7 +67,7 @@ class BulkJob:
     """One run of `SessionTerminationManager.terminate` / `iter_terminate`. Private.
 
     Args:
-        transport: Sends the requests.
+        sender: Sends the requests.
         batcher: Reads the inputs into batches.
         max_concurrency: Batches in flight at once.
         on_progress: Called (or awaited) with a `Progress` after each batch.
@@ -75,7 +75,7 @@ class BulkJob:
 
     def __init__(
         self,
-        transport: Transport,
+        sender: Sender,
         batcher: Batcher,
         *,
         max_concurrency: int,
@@ -84,7 +84,7 @@ class BulkJob:
         self._max_concurrency = check_positive_int(max_concurrency, "max_concurrency")
         if on_progress is not None and not callable(on_progress):
             raise TypeError(f"on_progress must be callable, got {type(on_progress).__name__}")
-        self._transport = transport
+        self._sender = sender
         self._batcher = batcher
         self._on_progress = on_progress
         self._stop_error: BoxError | None = None
@@ -114,7 +114,7 @@ class BulkJob:
             return [], [Failure(f, v, self._stop_error) for f, v in items]
         try:
             path, body = request_of(kind, items)
-            await send(self._transport, path, body, observer=self.observer, budget=self.budget)
+            await send(self._sender, path, body, observer=self.observer, budget=self.budget)
         except (PermissionDeniedError, AuthenticationError, ClientClosedError) as error:
             self._stop(error)
             return [], [Failure(f, v, error) for f, v in items]
@@ -168,7 +168,7 @@ class BulkJob:
         ``on_progress`` is called after the consumer has taken each result, so a callback that
         raises never hides a batch Box already accepted.
         """
-        self._transport.check_loop()
+        self._sender.check_loop()
         tasks: set[asyncio.Task[BatchResult]] = set()
         exhausted = False
         try:

@@ -8,7 +8,7 @@ from .._errors import BoxTimeoutError
 from .._tasks import time_limit
 from ._body import read_limited
 
-__all__ = ["attempt_limit", "cap_timeout", "send_once"]
+__all__ = ["attempt_bounds", "attempt_limit", "cap_timeout", "send_once"]
 
 
 def attempt_limit(timeout: httpx.Timeout) -> float | None:
@@ -29,6 +29,14 @@ def cap_timeout(timeout: httpx.Timeout, remaining: float) -> httpx.Timeout:
         write=cap(timeout.write),
         pool=cap(timeout.pool),
     )
+
+
+def attempt_bounds(timeout: httpx.Timeout, remaining: float | None) -> tuple[httpx.Timeout, float | None]:
+    """httpx's timeouts and the wall-clock bound of one attempt, none past the ``remaining`` seconds of its call."""
+    limit = attempt_limit(timeout)
+    if remaining is None:
+        return timeout, limit
+    return cap_timeout(timeout, remaining), remaining if limit is None else min(limit, remaining)
 
 
 async def send_once(http: httpx.AsyncClient, request: httpx.Request, *, limit: float | None) -> httpx.Response:

@@ -1,22 +1,4 @@
-"""State that several processes of one Box app share: the protocols a share implements (`BoxClient(shared=...)`).
-
-Box's tokens and limits belong to the Box user (the service account for CCG and JWT), not to a
-process. A share gives the core what it needs to act as one across processes, one facet per
-concern, so that each layer sees only its own:
-
-- `Shared.tokens` (`SharedTokens`): access tokens, one per Box identity, and a short lock per
-  identity, so that one process asks Box for a token and the others read it.
-- ``pacing`` (optional; ``SharedPacing`` in ``_transport._shared_pacing``, beside the pacing state
-  it hands out): one rate-limit schedule, adaptive rate and 429 cool-down per Box identity. The
-  client reads it with ``getattr``, so a share without it works as before.
-
-The core never imports the library behind a share: `box_sessions.redis.RedisShare` implements
-these protocols over Redis, and maps every failure of Redis to `SharedStateError`, which the core
-understands (a CCG or JWT token then comes from this process's own request).
-
-This module sits at the bottom of the package, beside the errors, so that a facet of any layer
-can be added to `Shared`.
-"""
+"""The tokens facet of a share: CCG and JWT access tokens, one per Box identity, with a short lock each."""
 
 from __future__ import annotations
 
@@ -24,17 +6,7 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-from ._errors import BoxError
-
-__all__ = ["Shared", "SharedLock", "SharedStateError", "SharedToken", "SharedTokens"]
-
-
-class SharedStateError(BoxError):
-    """The shared state (e.g. Redis) could not be reached, refused a command, or failed mid-way.
-
-    A share raises it for any failure of its backend, with a message that names what failed and
-    never a token or a password.
-    """
+__all__ = ["SharedLock", "SharedToken", "SharedTokens"]
 
 
 @attrs.frozen(kw_only=True)
@@ -86,17 +58,4 @@ class SharedTokens(Protocol):
 
         The lock must free itself after a short time (seconds) even if its holder dies.
         """
-        ...
-
-
-@runtime_checkable
-class Shared(Protocol):
-    """What `BoxClient(shared=...)` takes: state shared by the processes of one Box app.
-
-    `box_sessions.redis.RedisShare` is one. Implement it to share through another store.
-    """
-
-    @property
-    def tokens(self) -> SharedTokens:
-        """Access tokens of CCG and JWT apps, one per Box identity."""
         ...

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -23,6 +24,8 @@ LATENCY_MIN_SAMPLES = 20
 HEDGE_MIN_DELAY = 0.2
 
 T = TypeVar("T")
+
+logger = logging.getLogger("box_sessions")
 
 
 class Hedger:
@@ -48,19 +51,26 @@ class Hedger:
         first: Callable[[], Awaitable[T]],
         second: Callable[[], Awaitable[T]],
         delay: float,
-        on_hedge: Callable[[], None],
+        *,
+        what: str,
     ) -> T:
         """Run ``first``; if it has not finished after ``delay`` s, run ``second`` too; the first success wins.
 
-        The slower copy is cancelled (its connection is closed). When every copy fails, the
-        first error is raised.
+        ``what`` names the request in the log line that says a second copy is sent.
+
+        The slower copy is cancelled (its connection is closed), and the outcome of every copy is
+        read, so none is left for asyncio to report. When every copy fails, the first error is raised.
         """
         tasks = {asyncio.ensure_future(first())}
         try:
             done, _ = await asyncio.wait(tasks, timeout=delay)
             if not done:
                 self.hedges += 1
-                on_hedge()
+                logger.info(
+                    "%s has not answered in %.2f s; sending a second copy (the caller says that is harmless)",
+                    what,
+                    delay,
+                )
                 tasks.add(asyncio.ensure_future(second()))
             pending, first_error = set(tasks), None
             while pending:
@@ -74,3 +84,6 @@ class Hedger:
             raise first_error
         finally:
             await cancel_and_wait(tasks)  # the slower copy: its connection is closed
+            for task in tasks:
+                if not task.cancelled():
+                    task.exception()  # a copy that failed as the other won: its error is read, not reported
