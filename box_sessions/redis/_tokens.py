@@ -6,8 +6,9 @@ import hashlib
 import json
 
 from redis.asyncio.lock import Lock
+from redis.exceptions import LockNotOwnedError
 
-from .. import SharedToken
+from .. import SharedStateError, SharedToken
 from ._calls import RedisCalls
 
 __all__ = ["RedisTokens"]
@@ -21,7 +22,13 @@ class _HeldLock:
         self._lock = lock
 
     async def release(self) -> None:
-        await self._redis.run("releasing a lock", self._lock.release())
+        try:
+            await self._redis.run("releasing a lock", self._lock.release())
+        except SharedStateError as exc:
+            if not isinstance(exc.__cause__, LockNotOwnedError):
+                raise
+            # It expired under this process (a token request slower than lock_ttl) and another
+            # process may hold it now: nothing to free, and Redis did not fail.
 
 
 class RedisTokens:

@@ -19,6 +19,7 @@ from box_sessions.redis import RedisShare
 from box_sessions.testing import FakeClock
 
 from ..redis_server import RedisServer
+from ..support.readme import readme_store
 
 
 @attrs.frozen
@@ -50,9 +51,13 @@ def _redis_slot_time(reservation: Reservation) -> float:
     return int(reservation.key[1]) / 1_000_000
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "readme", "redis"])
 async def contract(request: pytest.FixtureRequest) -> AsyncIterator[Contract]:
-    """Each implementation of `PacingState`: this process's memory, and a real redis-server shared by two clients."""
+    """Each implementation of `PacingState`: this process's memory, the README's store, and a real redis-server."""
+    if request.param == "readme":
+        pacing = readme_store().MemoryShare().pacing
+        yield Contract(pacing.state("app"), pacing.state("app"), asyncio.sleep, _memory_slot_time, "readme")
+        return
     if request.param == "memory":
         clock = FakeClock()
         state = InMemoryPacingState(clock)
