@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import attrs
 import pytest
 
-from box_sessions import BoxClient, CCGAuth, Shared, SharedToken, SharedTokens
+from box_sessions import CCGAuth, Shared, SharedToken, SharedTokens
 from box_sessions.redis import RedisShare
 from box_sessions.testing import FakeBox
 
