@@ -10,6 +10,8 @@ started for the run and killed after it.
 
 from __future__ import annotations
 
+import collections
+import hashlib
 import json
 import shutil
 import socket
@@ -22,12 +24,16 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
+from box_sessions.redis._pacing import _GIVE_BACK, _RECORD, _RESERVE
+
 #: FakeBox's limit and each client's pacing, in requests a minute.
 RATE = 1000.0
 PROCESSES = 4
 BATCH = 100
 #: Seconds any process may take before the run is abandoned.
 BOUND = 300.0
+#: The SHA-1 digests by which clients run the pacing scripts (EVALSHA).
+PACING_SCRIPTS = {hashlib.sha1(script.encode()).hexdigest() for script in (_RESERVE, _GIVE_BACK, _RECORD)}  # noqa: S324 - Redis names scripts by SHA-1
 
 WORKER = """
 import asyncio, json, sys
@@ -63,6 +69,46 @@ def _free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+class Monitor:
+    """``redis-cli monitor`` on a Redis for the length of a block: the commands clients sent it.
+
+    MONITOR shows the commands a script runs too, marked as the script's (``[0 lua]``); those
+    are not round trips, and are not counted.
+    """
+
+    def __init__(self, port: int, log: Path) -> None:
+        self._port = port
+        self._log = log
+        self.commands = 0
+        self.pacing = 0
+        self.kinds: collections.Counter[str] = collections.Counter()
+
+    def __enter__(self) -> Monitor:
+        binary = shutil.which("redis-cli")
+        if binary is None:
+            raise SystemExit("the shared benchmark needs redis-cli on PATH to count Redis commands")
+        self._out = self._log.open("w")
+        args = [binary, "-h", "127.0.0.1", "-p", str(self._port), "monitor"]
+        self._proc = subprocess.Popen(args, stdout=self._out)  # noqa: S603 - redis-cli from PATH, fixed arguments
+        deadline = time.monotonic() + 10
+        while self._log.stat().st_size == 0:  # "OK" once it monitors
+            if time.monotonic() > deadline:
+                raise SystemExit("redis-cli monitor did not start within 10 s")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        time.sleep(0.2)  # the last commands reach the monitor's output
+        self._proc.terminate()
+        self._proc.wait(10)
+        self._out.close()
+        lines = self._log.read_text(errors="replace").splitlines()
+        sent = [line.split("]", 1)[1].split() for line in lines if " [" in line and " lua]" not in line]
+        self.commands = len(sent)
+        self.kinds = collections.Counter(words[0].strip('"').lower() for words in sent)
+        self.pacing = sum(1 for words in sent if len(words) > 1 and words[1].strip('"') in PACING_SCRIPTS)
 
 
 @contextmanager
@@ -132,14 +178,21 @@ def shared_rows(server: Callable[..., AbstractContextManager[Any]], *, quick: bo
         f"\n{PROCESSES} processes of one Box app, {ids:,} user ids in batches of {BATCH} ({needed} requests), "
         f"FakeBox at {RATE:,.0f} requests a minute with 150 +- 50 ms, each client paced at that rate"
     )
-    print("| pacing | wall s | requests | 429s | token requests | ids lost | allowed rate used |")  # noqa: T201
-    print("|---|---|---|---|---|---|---|")  # noqa: T201
+    print(  # noqa: T201
+        "| pacing | wall s | requests | 429s | token requests | ids lost | allowed rate used "
+        "| Redis commands per request: pacing, all |"
+    )
+    print("|---|---|---|---|---|---|---|---|")  # noqa: T201
     rows = []
     with redis_server() as redis, tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "worker.py"
         script.write_text(WORKER, encoding="utf-8")
         for name, url in (("shared through Redis", redis), ("each process alone", None)):
-            with server(rate_limit=RATE, latency=0.15, jitter=0.05) as fake:
+            port = int(redis.rsplit(":", 1)[1].split("/")[0])
+            with (
+                server(rate_limit=RATE, latency=0.15, jitter=0.05) as fake,
+                Monitor(port, Path(tmp) / "monitor") as seen,
+            ):
                 wall = run_workers(script, fake.url, url, ids)
                 stats = fake.stats()
             counts = stats["status_counts"]
@@ -153,11 +206,18 @@ def shared_rows(server: Callable[..., AbstractContextManager[Any]], *, quick: bo
                 "token_requests": stats["token_requests"],
                 "lost": ids - sum(stats["distinct_terminated"].values()),
                 "allowed_rate_used": round(needed / (RATE / 60) / wall, 3),
+                "redis_pacing_per_request": round(seen.pacing / requests, 2) if url and requests else 0.0,
+                "redis_commands_per_request": round(seen.commands / requests, 2) if url and requests else 0.0,
             }
             print(  # noqa: T201 - a benchmark prints its figures
                 f"| {name} | {row['wall_s']} | {requests} | {row['429s']} ({row['429_share']:.1%}) | "
-                f"{row['token_requests']} | {row['lost']} | {row['allowed_rate_used']:.2f} |",
+                f"{row['token_requests']} | {row['lost']} | {row['allowed_rate_used']:.2f} | "
+                f"{row['redis_pacing_per_request']}, {row['redis_commands_per_request']} |"
+                if url
+                else "- |",
                 flush=True,
             )
             rows.append(row)
+            if url:
+                print(f"Redis commands by kind: {dict(seen.kinds.most_common())}")  # noqa: T201
     return rows
