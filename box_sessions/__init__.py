@@ -45,6 +45,7 @@ from ._shared import (
     SharedTokens,
 )
 from ._termination import (
+    Acceptance,
     BatchResult,
     Failure,
     Progress,
@@ -55,6 +56,7 @@ from ._termination import (
 from ._version import __version__
 
 __all__ = [
+    "Acceptance",
     "AuthenticationError",
     "BadRequestError",
     "BatchResult",

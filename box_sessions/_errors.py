@@ -72,7 +72,8 @@ class BoxAPIError(BoxError):
         code: Box's error code (``rate_limit_exceeded``, ``not_found``, ...), or the OAuth
             ``error`` of the token endpoint; ``None`` when the body did not carry one.
         message: Box's message, or a description made from the status when the body had none.
-        request_id: Box's request id, for Box support; ``None`` when absent.
+        request_id: Box's request id, for Box support: the body's ``request_id``, else the
+            ``box-request-id`` header; ``None`` when neither was sent.
         help_url: Box's link to documentation about the error; ``None`` when absent.
         context_info: Box's extra details; an empty dict when absent or null.
         retry_after: Seconds Box asked to wait (``retry-after`` header), or ``None``.
@@ -215,7 +216,7 @@ def error_from_response(
         message or _fallback_message(response, content),
         status=response.status_code,
         code=code,
-        request_id=_str_or_none(body.get("request_id")),
+        request_id=_str_or_none(body.get("request_id")) or _str_or_none(response.headers.get("box-request-id")),
         help_url=_str_or_none(body.get("help_url")),
         context_info=context_info if isinstance(context_info, dict) else None,
         retry_after=retry_after,

@@ -3,13 +3,24 @@
 from ._batching import Batcher, Source
 from ._endpoints import FIELDS, Field, SessionTerminationMessage, request_of
 from ._manager import SessionTerminationManager
-from ._report import BatchResult, Failure, Progress, Tally, TerminationReport, failure_kind, summary_text
+from ._report import (
+    Acceptance,
+    BatchResult,
+    Failure,
+    Progress,
+    Tally,
+    TerminationReport,
+    failure_kind,
+    summary_text,
+    utc_text,
+)
 from ._runner import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CONCURRENCY, BulkJob, ProgressCallback
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_MAX_CONCURRENCY",
     "FIELDS",
+    "Acceptance",
     "BatchResult",
     "Batcher",
     "BulkJob",
@@ -25,4 +36,5 @@ __all__ = [
     "failure_kind",
     "request_of",
     "summary_text",
+    "utc_text",
 ]

@@ -7,6 +7,7 @@ the sender to hedge (`SAFE_TO_SEND_TWICE`). The sender itself knows no endpoint.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Sequence
 from typing import Literal, TypeAlias
 
@@ -43,6 +44,8 @@ USERS_PATH = "/users/terminate_sessions"
 GROUPS_PATH = "/groups/terminate_sessions"
 #: Terminating twice is harmless (Box's documentation), so these requests may be hedged.
 SAFE_TO_SEND_TWICE = True
+#: The header by which Box names each answer; for an accepted termination, the only evidence of it.
+REQUEST_ID_HEADER = "box-request-id"
 
 
 @attrs.frozen
@@ -50,10 +53,19 @@ class SessionTerminationMessage:
     """Box's answer to a termination request: its jobs were created.
 
     Box terminates sessions asynchronously and reports outcomes in the enterprise's admin
-    events; the answer carries no per-user result.
+    events; the answer carries no per-user result. Its request id is the one handle that ties
+    the termination to Box's side: quote it to Box support.
+
+    Attributes:
+        message: Box's message.
+        request_id: Box's id of the request (its ``box-request-id`` header); ``None`` when the
+            answer carried none.
+        accepted_at: When the answer came (UTC): when Box accepted the request.
     """
 
     message: str
+    request_id: str | None = None
+    accepted_at: datetime.datetime = attrs.field(factory=lambda: datetime.datetime.now(datetime.timezone.utc))
 
 
 def users_body(user_ids: Sequence[str], user_logins: Sequence[str]) -> dict[str, list[str]]:
@@ -73,9 +85,13 @@ def request_of(kind: Kind, items: Sequence[Item]) -> tuple[str, dict[str, list[s
     return USERS_PATH, users_body([v for f, v in items if f == "user_ids"], [v for f, v in items if f == "user_logins"])
 
 
-def _message(response: httpx.Response) -> SessionTerminationMessage:
+def _message(response: httpx.Response, *, now: float) -> SessionTerminationMessage:
     message = json_object(response.content).get("message")
-    return SessionTerminationMessage(message if isinstance(message, str) else "")
+    return SessionTerminationMessage(
+        message if isinstance(message, str) else "",
+        request_id=response.headers.get(REQUEST_ID_HEADER) or None,
+        accepted_at=datetime.datetime.fromtimestamp(now, datetime.timezone.utc),
+    )
 
 
 async def send(
@@ -92,4 +108,4 @@ async def send(
         BoxError: the request failed (see the errors module for the classes).
     """
     response = await sender.post_json(path, body, hedge=SAFE_TO_SEND_TWICE, observer=observer, budget=budget)
-    return _message(response)
+    return _message(response, now=sender.clock.time())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import datetime
 from collections.abc import Mapping
 from typing import Any, Literal, TypeAlias
 
@@ -12,6 +13,7 @@ from .._errors import BoxAPIError, BoxError
 from ._endpoints import FIELDS, Field
 
 __all__ = [
+    "Acceptance",
     "BatchKind",
     "BatchResult",
     "Failure",
@@ -52,6 +54,38 @@ class Failure:
         return data
 
 
+def utc_text(moment: datetime.datetime) -> str:
+    """A moment as an ISO 8601 UTC time to the millisecond: ``2026-12-03T07:30:35.123Z``."""
+    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@attrs.frozen
+class Acceptance:
+    """One request Box accepted: the evidence that ties the values it carried to Box's side.
+
+    Box answers 202 and runs the terminations asynchronously; its request id (the answer's
+    ``box-request-id`` header) is what Box support can trace, and the time says when.
+
+    Attributes:
+        request_id: Box's id of the request; ``None`` when the answer carried none.
+        accepted_at: When Box's answer came (UTC).
+        terminated: The ``(field, value)`` pairs the request carried.
+    """
+
+    request_id: str | None
+    accepted_at: datetime.datetime
+    terminated: tuple[tuple[Field, str], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: the request id, the time (ISO 8601, UTC), and the values per field."""
+        data: dict[str, Any] = {"request_id": self.request_id, "accepted_at": utc_text(self.accepted_at)}
+        for field in FIELDS:
+            values = [value for f, value in self.terminated if f == field]
+            if values:
+                data[field] = values
+        return data
+
+
 @attrs.frozen
 class Progress:
     """Counts so far, passed to ``on_progress`` after each batch."""
@@ -80,6 +114,8 @@ class BatchResult:
         failed: The values that failed, with their errors.
         progress: The job's counts after this batch.
         stopped_by: The fatal error that has stopped the job, once there is one.
+        accepted: The requests Box accepted for it (more than one when a bad id made it split),
+            each with Box's request id and time: every value of ``terminated`` is in one of them.
     """
 
     kind: BatchKind
@@ -87,6 +123,7 @@ class BatchResult:
     failed: tuple[Failure, ...]
     progress: Progress
     stopped_by: BoxError | None = None
+    accepted: tuple[Acceptance, ...] = ()
 
 
 @attrs.define
@@ -134,6 +171,8 @@ class TerminationReport:
         stopped_by: The fatal error that stopped the job, if any: a 403, a 401 after a fresh token,
             or `ClientClosedError` when the client was closed under the job.
         tally: The counts, per field and per kind of failure.
+        accepted: Every request Box accepted, with Box's request id and the time: each value of
+            ``terminated`` is in exactly one of them (the evidence for an incident record).
     """
 
     terminated: dict[str, list[str]] = attrs.field(factory=lambda: {f: [] for f in FIELDS})
@@ -145,6 +184,7 @@ class TerminationReport:
     elapsed: float = 0.0
     stopped_by: BoxError | None = None
     tally: Tally = attrs.field(factory=Tally)
+    accepted: list[Acceptance] = attrs.field(factory=list)
 
     @property
     def ok(self) -> bool:
@@ -161,6 +201,7 @@ class TerminationReport:
         for field, value in result.terminated:
             self.terminated[field].append(value)
         self.failed.extend(result.failed)
+        self.accepted.extend(result.accepted)
         self.tally.add(result)
 
     def to_dict(self) -> dict[str, Any]:
@@ -175,6 +216,7 @@ class TerminationReport:
             "rate_limited": self.rate_limited,
             "elapsed_seconds": round(self.elapsed, 3),
             "stopped_by": None if self.stopped_by is None else str(self.stopped_by),
+            "accepted": [acceptance.to_dict() for acceptance in self.accepted],
         }
 
     def __str__(self) -> str:

@@ -38,7 +38,7 @@ from .._tasks import cancel_and_wait, finish
 from .._validation import check_positive_int
 from ._batching import Batch, Batcher
 from ._endpoints import Item, Kind, request_of, send
-from ._report import BatchKind, BatchResult, Failure, Progress
+from ._report import Acceptance, BatchKind, BatchResult, Failure, Progress
 
 __all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_MAX_CONCURRENCY", "BulkJob", "ProgressCallback"]
 
@@ -108,13 +108,13 @@ class BulkJob:
         if self._stop_error is None:
             self._stop_error = error
 
-    async def _settle(self, kind: Kind, items: list[Item]) -> tuple[list[Item], list[Failure]]:
-        """Send ``items``; on a poisoned batch, bisect. Returns what was terminated and what failed."""
+    async def _settle(self, kind: Kind, items: list[Item]) -> tuple[list[Acceptance], list[Failure]]:
+        """Send ``items``; on a poisoned batch, bisect. Returns the requests Box accepted and what failed."""
         if self._stop_error is not None:
             return [], [Failure(f, v, self._stop_error) for f, v in items]
         try:
             path, body = request_of(kind, items)
-            await send(self._sender, path, body, observer=self.observer, budget=self.budget)
+            answer = await send(self._sender, path, body, observer=self.observer, budget=self.budget)
         except (PermissionDeniedError, AuthenticationError, ClientClosedError) as error:
             self._stop(error)
             return [], [Failure(f, v, error) for f, v in items]
@@ -125,21 +125,22 @@ class BulkJob:
             if too_large:
                 self._batcher.shrink(len(items) // 2)
             mid = len(items) // 2
-            done_a, failed_a = await self._settle(kind, items[:mid])
-            done_b, failed_b = await self._settle(kind, items[mid:])
-            return done_a + done_b, failed_a + failed_b
+            accepted_a, failed_a = await self._settle(kind, items[:mid])
+            accepted_b, failed_b = await self._settle(kind, items[mid:])
+            return accepted_a + accepted_b, failed_a + failed_b
         except BoxError as error:
             return [], [Failure(f, v, error) for f, v in items]
-        return items, []
+        return [Acceptance(answer.request_id, answer.accepted_at, tuple(items))], []
 
     async def _run_batch(self, batch: Batch) -> BatchResult:
         try:
-            done, failed = await self._settle(batch.kind, batch.items)
+            accepted, failed = await self._settle(batch.kind, batch.items)
         except Exception as error:  # noqa: BLE001 - a bug must not lose ids: they fail with it
-            done, failed = [], [Failure(f, v, error) for f, v in batch.items]
-        return self._result(batch.kind, done, failed)
+            accepted, failed = [], [Failure(f, v, error) for f, v in batch.items]
+        return self._result(batch.kind, accepted, failed)
 
-    def _result(self, kind: BatchKind, done: list[Item], failed: list[Failure]) -> BatchResult:
+    def _result(self, kind: BatchKind, accepted: list[Acceptance], failed: list[Failure]) -> BatchResult:
+        done = [item for acceptance in accepted for item in acceptance.terminated]
         self._terminated += len(done)
         self._failed += len(failed)
         progress = Progress(
@@ -152,7 +153,7 @@ class BulkJob:
             retries=self.observer.retries,
             rate_limited=self.observer.rate_limited,
         )
-        return BatchResult(kind, tuple(done), tuple(failed), progress, self._stop_error)
+        return BatchResult(kind, tuple(done), tuple(failed), progress, self._stop_error, tuple(accepted))
 
     async def _report_progress(self, result: BatchResult) -> None:
         if self._on_progress is not None:

@@ -12,6 +12,8 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
+
 from ._server import Reply, Request
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "METHODS",
     "NOT_JSON",
     "OAUTH2_PATH",
+    "REQUEST_ID_HEADER",
     "REQUIRED_FIELDS",
     "USERS_PATH",
     "access_denied",
@@ -29,6 +32,7 @@ __all__ = [
     "method_refusal",
     "refusal",
     "server_error",
+    "with_request_id",
 ]
 
 ACCEPTED_MESSAGE = "Request is successful, please check the admin events for the status of the job"
@@ -58,16 +62,29 @@ def error(
     context_info: dict[str, Any] | None = None,
 ) -> Reply:
     """An error answer in Box's ``ClientError`` shape."""
+    request_id = secrets.token_hex(6)
     body = {
         "type": "error",
         "status": status,
         "code": code,
         "help_url": HELP_URL,
         "message": message,
-        "request_id": secrets.token_hex(6),
+        "request_id": request_id,
         "context_info": context_info or {},
     }
-    return Reply(status, json.dumps(body).encode(), {"content-type": "application/json", **(headers or {})})
+    sent = {"content-type": "application/json", REQUEST_ID_HEADER: request_id, **(headers or {})}
+    return Reply(status, json.dumps(body).encode(), sent)
+
+
+#: The header Box names each answer with; an error body repeats it as ``request_id``.
+REQUEST_ID_HEADER = "box-request-id"
+
+
+def with_request_id(reply: Reply) -> Reply:
+    """``reply`` with a ``box-request-id`` header, as every answer of Box has (an error's is its body's id)."""
+    if REQUEST_ID_HEADER in reply.headers:
+        return reply
+    return attrs.evolve(reply, headers={**reply.headers, REQUEST_ID_HEADER: secrets.token_hex(6)})
 
 
 def method_refusal(method: str, allowed: str | None) -> Reply | None:

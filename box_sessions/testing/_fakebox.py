@@ -32,6 +32,7 @@ from ._fake_rules import (
     METHODS,
     NOT_JSON,
     OAUTH2_PATH,
+    REQUEST_ID_HEADER,
     REQUIRED_FIELDS,
     USERS_PATH,
     access_denied,
@@ -40,6 +41,7 @@ from ._fake_rules import (
     method_refusal,
     refusal,
     server_error,
+    with_request_id,
 )
 from ._fake_tokens import TokenDesk, bearer_token
 from ._fake_transport import HandlerTransport
@@ -76,13 +78,14 @@ _METHODS = {**METHODS, **{e.path: e.method for e in CONTROL_ENDPOINTS}}
 
 @attrs.frozen
 class RecordedRequest:
-    """A request FakeBox received, and the status it answered (0: dropped without answer)."""
+    """A request FakeBox received, the status it answered (0: dropped without answer), and its answer's request id."""
 
     method: str
     path: str
     body: Any
     status: int
     token: str | None = attrs.field(repr=False)
+    request_id: str | None = None
 
 
 @attrs.define(kw_only=True)
@@ -269,10 +272,12 @@ class FakeBox:
         return None
 
     def _record(self, request: Request, body: Any, reply: Reply, token: str | None) -> Reply:
+        reply = with_request_id(reply) if reply.status else reply  # every answer is named, as Box names them
         if self.record_requests:
             if body is None:
                 body = _sent_body(request)
-            self.requests.append(RecordedRequest(request.method, request.path, body, reply.status, token))
+            request_id = reply.headers.get(REQUEST_ID_HEADER)
+            self.requests.append(RecordedRequest(request.method, request.path, body, reply.status, token, request_id))
         self.status_counts[reply.status] += 1
         return reply
 
