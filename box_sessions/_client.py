@@ -155,6 +155,7 @@ class BoxClient:
             )
         self._http = http_client
         self._owns_http = owns_http
+        self._parent: BoxClient | None = None
         self._state = _State.UNOPENED
         clock = clock or SystemClock()
         as_user_id = None if as_user is None else normalise_id(as_user, "as_user")
@@ -178,14 +179,57 @@ class BoxClient:
     @property
     def session_termination(self) -> SessionTerminationManager:
         """Terminate users' and groups' sessions."""
-        if self._state is _State.CLOSED:
+        if self.is_closed:
             raise RuntimeError("this BoxClient is closed; create a new one")
         return self._session_termination
 
     @property
     def is_closed(self) -> bool:
-        """Whether `aclose` has been called."""
-        return self._state is _State.CLOSED
+        """Whether `aclose` has been called (for a client of `with_options`: on it or on its parent)."""
+        return self._state is _State.CLOSED or (self._parent is not None and self._parent.is_closed)
+
+    def with_options(
+        self,
+        *,
+        timeout: float | httpx.Timeout | _Unset | None = _UNSET,
+        retry: RetryPolicy | None = None,
+        as_user: str | int | _Unset | None = _UNSET,
+    ) -> BoxClient:
+        """A client that differs from this one only in the options given, and shares everything else.
+
+        It shares this client's connections, token cache, pacing (rate limit and 429 cool-down),
+        hedging and share: a FastAPI handler that must answer in 10 s and a nightly job that may
+        take 300 s per call use one pool, one token and one rate limit. Cheap enough to make per
+        request. Closing it leaves this client open; closing this client closes it too.
+
+        Args:
+            timeout: Per-attempt timeout, as `BoxClient` takes it; this client's by default.
+            retry: The retry policy (its ``total_timeout`` is the call's deadline); this
+                client's by default.
+            as_user: Act as this user (Box's ``As-User`` header), ``None`` for nobody; this
+                client's by default. The rate limit stays this client's.
+
+        Raises:
+            RuntimeError: this client is closed.
+            TypeError, ValueError: an option is of the wrong type or value.
+        """
+        if self.is_closed:
+            raise RuntimeError("this BoxClient is closed; create a new one")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise TypeError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
+        sender = self._sender
+        if as_user is not _UNSET:
+            as_user = None if as_user is None else normalise_id(as_user, "as_user")
+        child = object.__new__(BoxClient)
+        child._http, child._owns_http, child._parent = self._http, False, self
+        child._state = _State.OPEN
+        child._sender = sender.derive(
+            timeout=sender.timeout if timeout is _UNSET else _build_timeout(timeout),
+            retry=retry or sender.retry,
+            as_user=sender.as_user if as_user is _UNSET else as_user,
+        )
+        child._session_termination = SessionTerminationManager(child._sender)
+        return child
 
     async def __aenter__(self) -> BoxClient:
         if self._state is _State.CLOSED:
@@ -214,6 +258,8 @@ class BoxClient:
             return
         self._state = _State.CLOSED
         self._sender.close()
+        if self._parent is not None:
+            return  # the parent's token requests, connections and share stay the parent's
         try:
             # A token request already sent (its caller may have gone) still ends, and its result
             # is kept (an OAuth 2.0 refresh saved), before the connections it uses close.

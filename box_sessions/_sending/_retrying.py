@@ -23,7 +23,7 @@ from .._clock import Clock
 from .._errors import BoxAPIError, BoxError, BoxTimeoutError, RateLimitError, with_note
 from ._hooks import retry_reason
 from ._policy import RetryPolicy, should_retry
-from ._request import Request
+from ._request import Attempt, Request
 
 __all__ = ["Attempts", "Final"]
 
@@ -77,9 +77,10 @@ class Attempts:
             reraise=True,
         )
 
-    def begin(self, attempt_number: int) -> None:
+    def begin(self, attempt_number: int) -> Attempt:
         """Attempt number ``attempt_number`` (from 1) begins: choose its back-off."""
         self.backoff = self._policy.backoff(attempt_number, self._rng)
+        return Attempt(attempt_number, self.backoff, attempt_number - 1)
 
     def _is_retried(self, error: BaseException) -> bool:
         return should_retry(error, self._policy)

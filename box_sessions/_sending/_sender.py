@@ -21,28 +21,30 @@ one request on the wire; it is neither paced, nor authenticated, nor hedged.
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import attrs
 import httpx
 
 from .._auth import BoxAuth
 from .._clock import Clock
-from .._errors import BoxAPIError, BoxError, BoxTimeoutError, ClientClosedError, with_note
-from .._pacing import Pacer, PacingRefused
-from .._shared import Reservation, Shared
+from .._errors import BoxAPIError, BoxError, BoxTimeoutError, with_note
+from .._pacing import Pacer
+from .._shared import Shared
 from .._tasks import LoopBinding, time_limit
+from ._dispatch import Dispatcher, Lifecycle
 from ._errors import error_of
 from ._gate import Gate, pool_size
 from ._hedge import Hedger
 from ._hooks import CallObserver
-from ._httpx_errors import map_httpx_errors
-from ._policy import RetryBudget, RetryPolicy, parse_retry_after
-from ._request import Request
+from ._policy import RetryBudget, RetryPolicy
+from ._request import Attempt, Request
 from ._retrying import Attempts, Final
-from ._wire import attempt_bounds, send_once
+from ._wire import Wire
 
 __all__ = ["Sender"]
 
@@ -57,12 +59,12 @@ _FRESH_401_NOTE = (
     "Box refused a freshly issued token; check the app's scopes and that it is authorized in the enterprise"
 )
 
-#: What a send below the retry layer takes: the call, and the back-off chosen for this attempt.
-_Send = Callable[[Request, float], Awaitable[httpx.Response]]
+#: What a send below the retry layer takes: the call, and the attempt under way.
+_Send = Callable[[Request, Attempt], Awaitable[httpx.Response]]
 
 
 class Sender:
-    """Sends Box API calls with retries, pacing, auth, hedging and a deadline. Private to the package."""
+    """Sends Box API calls with a deadline, retries and auth, through its `Dispatcher`. Private to the package."""
 
     def __init__(
         self,
@@ -85,17 +87,55 @@ class Sender:
         self.token_url = token_url
         self.retry = retry
         self.clock = clock
-        self.pacer = pacer
         self.as_user = as_user
         self.shared = shared
-        self.hedger = Hedger()
-        self.closed = False
+        self._lifecycle = Lifecycle()
         self._loop = LoopBinding()
-        self._http = http_client
-        self._gate = Gate(pool_size(http_client))  # requests wait for a connection here, in order
-        self._timeout = timeout
         self._headers = dict(headers)
         self._rng = rng or random.Random()
+        # Requests wait for a connection in the gate, in order, never in httpcore's pool.
+        wire = Wire(http_client, Gate(pool_size(http_client)), timeout)
+        self._dispatch = Dispatcher(pacer=pacer, hedger=Hedger(), wire=wire, clock=clock, lifecycle=self._lifecycle)
+
+    @property
+    def pacer(self) -> Pacer:
+        """The client's rate limit and 429 cool-down."""
+        return self._dispatch.pacer
+
+    @property
+    def hedger(self) -> Hedger:
+        """The client's latencies, and the second copies it sent."""
+        return self._dispatch.hedger
+
+    @property
+    def timeout(self) -> httpx.Timeout:
+        """httpx's timeouts of one attempt."""
+        return self._dispatch.wire.timeout
+
+    @property
+    def closed(self) -> bool:
+        """Whether this sender, or the one it was derived from, was closed."""
+        return self._lifecycle.closed
+
+    def close(self) -> None:
+        """Stop sending: every later attempt, and every wait that ends, raises `ClientClosedError`."""
+        self._lifecycle.close()
+
+    def derive(self, *, timeout: httpx.Timeout, retry: RetryPolicy, as_user: str | None) -> Sender:
+        """A sender with other options that shares the rest: connections, gate, token cache, pacing, hedging.
+
+        Closing it leaves this one open; closing this one closes it too.
+        """
+        child = copy.copy(self)
+        child.retry, child.as_user = retry, as_user
+        child._lifecycle = Lifecycle(self._lifecycle)  # noqa: SLF001 - a Sender setting up its own kind
+        wire = Wire(self._dispatch.wire.http, self._dispatch.wire.gate, timeout)
+        child._dispatch = self._dispatch.derive(wire=wire, lifecycle=child._lifecycle)  # noqa: SLF001 - the same
+        return child
+
+    def check_loop(self) -> None:
+        """Raise `RuntimeError` in an event loop other than the first one (httpx's connections belong to that one)."""
+        self._loop.check("this BoxClient", "create one client per event loop")
 
     async def post_json(
         self,
@@ -119,20 +159,13 @@ class Sender:
         """
         self.check_loop()
         url = self.base_url.copy_with(path=self.base_url.path.rstrip("/") + "/2.0" + path)
-        request = Request(url, body, None, self._deadline(), hedge, budget, observer)
+        hedge = hedge and self.retry.hedge
+        request = Request(url, body, None, self._deadline(), hedge, budget, observer, self.retry.max_retry_after)
         return await self._within_deadline(request, self._send_handling_auth)
 
     async def post_token_form(self, url: httpx.URL, form: Mapping[str, str]) -> httpx.Response:
         """POST a form to the token endpoint with the retry rules only; the auth method reads the 2xx answer."""
         return await self._within_deadline(Request(url, None, form, self._deadline()), self._send_token_request)
-
-    def check_loop(self) -> None:
-        """Raise `RuntimeError` in an event loop other than the first one (httpx's connections belong to that one)."""
-        self._loop.check("this BoxClient", "create one client per event loop")
-
-    def close(self) -> None:
-        """Stop sending: every later attempt, and every wait that ends, raises `ClientClosedError`."""
-        self.closed = True
 
     def _deadline(self) -> float | None:
         total = self.retry.total_timeout
@@ -153,8 +186,7 @@ class Sender:
         try:
             async for attempt in attempts.retrying():
                 with attempt:
-                    attempts.begin(attempt.retry_state.attempt_number)
-                    response = await send(request, attempts.backoff)
+                    response = await send(request, attempts.begin(attempt.retry_state.attempt_number))
                     attempts.succeeded()
                     return response
         except Final as final:
@@ -164,7 +196,7 @@ class Sender:
             raise
         raise AssertionError("tenacity ended without an outcome")  # pragma: no cover - reraise=True
 
-    async def _send_handling_auth(self, request: Request, backoff: float) -> httpx.Response:
+    async def _send_handling_auth(self, request: Request, attempt: Attempt) -> httpx.Response:
         """Send with the bearer token; after a 401, refresh the token once and send again."""
         refreshed = False
         while True:
@@ -172,11 +204,12 @@ class Sender:
             headers = {**self._headers, "Authorization": f"Bearer {token}"}
             if self.as_user is not None:
                 headers["As-User"] = self.as_user
-            response = await self._send_handling_hedging(request, headers, backoff)
+            response = await self._dispatch.send(request, headers, attempt)
             if response.status_code == 401 and self.auth.can_refresh and not (fresh or refreshed):
                 refreshed = True
                 self.auth.invalidate(token, self.token_url)
                 logger.info("%s answered 401; refreshing the token once", request.what)
+                attempt = attrs.evolve(attempt, resends=attempt.resends + 1)
                 continue
             if response.is_success:
                 return response
@@ -195,84 +228,11 @@ class Sender:
             # The token request was retried on its own; retrying the API call would multiply that.
             raise Final(error) from error
 
-    async def _send_handling_hedging(
-        self, request: Request, headers: Mapping[str, str], backoff: float
-    ) -> httpx.Response:
-        delay = self.hedger.delay if request.hedge and self.retry.hedge else None
-        if delay is None:
-            return await self._send_handling_pacing(request, headers, backoff)
-        slot = await self._reserve(request)  # the first copy's wait is not the stall a second copy is for
-        return await self.hedger.race(
-            lambda: self._send_paced(request, headers, backoff, slot),
-            lambda: self._send_handling_pacing(request, headers, backoff),  # a request like any other
-            delay,
-            what=request.what,
-        )
-
-    async def _send_handling_pacing(
-        self, request: Request, headers: Mapping[str, str], backoff: float
-    ) -> httpx.Response:
-        slot = await self._reserve(request)
-        return await self._send_paced(request, headers, backoff, slot)
-
-    async def _reserve(self, request: Request) -> Reservation | None:
-        """Wait for a slot; a wait the request may not make fails it, unsent."""
-        self._check_open()
-        try:
-            slot = await self.pacer.reserve(deadline=request.deadline, max_cooldown=self.retry.max_retry_after)
-        except PacingRefused as refused:
-            raise Final(refused.error) from None
-        self._check_open()
-        return slot
-
-    async def _send_paced(
-        self, request: Request, headers: Mapping[str, str], backoff: float, slot: Reservation | None
-    ) -> httpx.Response:
-        """Send in ``slot`` and record the answer: a 429 holds every sender off (``retry-after``, else ``backoff``)."""
-        response = await self._send_single_request(request, headers)
-        cooldown = None
-        if response.status_code == 429:
-            retry_after = parse_retry_after(response.headers.get("retry-after"), now=self.clock.time())
-            cooldown = backoff if retry_after is None else retry_after
-        await self.pacer.record(slot, response.status_code, cooldown=cooldown)
-        return response
-
-    async def _send_token_request(self, request: Request, backoff: float) -> httpx.Response:
-        response = await self._send_single_request(request, self._headers)
+    async def _send_token_request(self, request: Request, attempt: Attempt) -> httpx.Response:
+        response = await self._dispatch.send_single(request, self._headers)
         if not response.is_success:
             raise self._error(response, request, "")
         return response
-
-    async def _send_single_request(self, request: Request, headers: Mapping[str, str]) -> httpx.Response:
-        """One request on the wire, bounded as a whole by the attempt's time; its answer read up to a limit."""
-        self._check_open()
-        remaining = None if request.deadline is None else request.deadline - self.clock.monotonic()
-        if remaining is not None and remaining <= 0:
-            raise Final(BoxTimeoutError("the call's deadline passed before the request could be sent"))
-        timeout, limit = attempt_bounds(self._timeout, remaining)
-        if request.observer is not None:
-            request.observer.sent()
-        started = self.clock.monotonic()
-        sent = self._http.build_request(
-            "POST", request.url, json=request.json_body, data=request.form, headers=headers, timeout=timeout
-        )
-        with map_httpx_errors(request.what):
-            try:
-                async with self._gate.slot(timeout.pool):
-                    response = await send_once(self._http, sent, limit=limit)
-            except httpx.HTTPError as exc:
-                if self.closed:
-                    raise Final(ClientClosedError("the client was closed while this request was in flight")) from exc
-                raise
-        if request.observer is not None:
-            request.observer.answered(response.status_code)
-        if request.form is None and response.is_success:
-            self.hedger.record(self.clock.monotonic() - started)
-        return response
-
-    def _check_open(self) -> None:
-        if self.closed:
-            raise Final(ClientClosedError("the client was closed; this request was not sent"))
 
     def _error(self, response: httpx.Response, request: Request, token: str, note: str | None = None) -> BoxAPIError:
         error = error_of(response, form=request.form, token=token, now=self.clock.time())

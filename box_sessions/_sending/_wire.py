@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import httpx
 
 from .._errors import BoxTimeoutError
 from .._tasks import time_limit
 from ._body import read_limited
+from ._gate import Gate
+from ._httpx_errors import map_httpx_errors
+from ._request import Request
 
-__all__ = ["attempt_bounds", "attempt_limit", "cap_timeout", "send_once"]
+__all__ = ["Wire", "attempt_bounds", "attempt_limit", "cap_timeout", "send_once"]
 
 
 def attempt_limit(timeout: httpx.Timeout) -> float | None:
@@ -56,3 +61,32 @@ async def send_once(http: httpx.AsyncClient, request: httpx.Request, *, limit: f
             return await read_limited(response)
     except TimeoutError:
         raise BoxTimeoutError(f"{request.method} {request.url.path}: no complete answer within {limit:g} s") from None
+
+
+class Wire:
+    """One request on the wire: through the connection gate, bounded as a whole, its answer read up to a limit.
+
+    Args:
+        http: The client's `httpx.AsyncClient`.
+        gate: The queue for its connections (see `Gate`), shared by every sender over ``http``.
+        timeout: httpx's timeouts of one attempt.
+    """
+
+    def __init__(self, http: httpx.AsyncClient, gate: Gate, timeout: httpx.Timeout) -> None:
+        self.http = http
+        self.gate = gate
+        self.timeout = timeout
+
+    async def send(self, request: Request, headers: Mapping[str, str], *, remaining: float | None) -> httpx.Response:
+        """Send ``request`` within the ``remaining`` seconds of its call (``None``: no deadline).
+
+        Raises:
+            BoxError: the request failed (httpx's errors mapped: `BoxTimeoutError`, `BoxConnectionError`, ...).
+        """
+        timeout, limit = attempt_bounds(self.timeout, remaining)
+        sent = self.http.build_request(
+            "POST", request.url, json=request.json_body, data=request.form, headers=headers, timeout=timeout
+        )
+        with map_httpx_errors(request.what):
+            async with self.gate.slot(timeout.pool):
+                return await send_once(self.http, sent, limit=limit)
