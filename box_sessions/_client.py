@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import random
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -13,9 +14,14 @@ from ._clock import Clock, SystemClock
 from ._pacing import FallbackPacingState, InMemoryPacingState, Pacer, RateLimit
 from ._sending import RetryPolicy, Sender
 from ._shared import PacingState, Shared
+from ._telemetry import Telemetry
 from ._termination import SessionTerminationManager
 from ._validation import check_secure_url, normalise_id
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "BoxClient"]
 
@@ -97,6 +103,10 @@ class BoxClient:
             of them, and, with a share that has a ``pacing`` facet, the rate limit and the 429
             cool-down of a CCG or JWT identity (and ``as_user``) are one for all of them. (An
             `OAuth2Auth` shares through its ``token_store``.) Closing it stays the caller's job.
+        tracer_provider, meter_provider: Where the client's OpenTelemetry spans and measurements
+            go (tracer and meter ``box_sessions``; needs ``opentelemetry-api``, the ``[otel]``
+            extra); the global providers by default. Without ``opentelemetry-api`` nothing is
+            recorded, whatever is given.
 
     Raises:
         TypeError, ValueError: an argument is of the wrong type or value (plain http to a
@@ -116,6 +126,8 @@ class BoxClient:
         as_user: str | int | None = None,
         clock: Clock | None = None,
         shared: Shared | None = None,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         if not isinstance(auth, BoxAuth):
             raise TypeError(
@@ -173,6 +185,7 @@ class BoxClient:
             as_user=as_user_id,
             rng=random.Random(),
             shared=shared,
+            telemetry=Telemetry(tracer_provider=tracer_provider, meter_provider=meter_provider),
         )
         self._session_termination = SessionTerminationManager(self._sender)
 

@@ -20,6 +20,7 @@ LAYERS: dict[str, int] = {
     "_json": 0,
     "_tasks": 0,
     "_redact": 0,
+    "_telemetry": 0,  # OpenTelemetry hooks, for every layer that reports
     "_shared": 0,  # the port of state shared across processes, for every layer
     "_auth": 1,
     "_pacing": 1,  # the rate limit and cool-down, over a state one process or many keep

@@ -20,6 +20,7 @@ from .._clock import Clock
 from .._errors import BoxError, BoxTimeoutError, ClientClosedError
 from .._pacing import Pacer, PacingRefused
 from .._shared import Reservation
+from .._telemetry import Telemetry
 from ._hedge import Hedger
 from ._policy import parse_retry_after
 from ._request import Attempt, Request
@@ -60,25 +61,37 @@ class Dispatcher:
         lifecycle: Whether the client is closed.
     """
 
-    def __init__(self, *, pacer: Pacer, hedger: Hedger, wire: Wire, clock: Clock, lifecycle: Lifecycle) -> None:
+    def __init__(
+        self, *, pacer: Pacer, hedger: Hedger, wire: Wire, clock: Clock, lifecycle: Lifecycle, telemetry: Telemetry
+    ) -> None:
         self.pacer = pacer
         self.hedger = hedger
         self.wire = wire
         self._clock = clock
         self._lifecycle = lifecycle
+        self._telemetry = telemetry
 
     def derive(self, *, wire: Wire, lifecycle: Lifecycle) -> Dispatcher:
-        """The same pacing and hedging over another wire (other timeouts) and lifecycle."""
-        return Dispatcher(pacer=self.pacer, hedger=self.hedger, wire=wire, clock=self._clock, lifecycle=lifecycle)
+        """The same pacing, hedging and telemetry over another wire (other timeouts) and lifecycle."""
+        return Dispatcher(
+            pacer=self.pacer,
+            hedger=self.hedger,
+            wire=wire,
+            clock=self._clock,
+            lifecycle=lifecycle,
+            telemetry=self._telemetry,
+        )
 
     async def send(self, request: Request, headers: Mapping[str, str], attempt: Attempt) -> httpx.Response:
         """Send ``request`` with ``headers``, hedged when it may be and stalls; return the first answer."""
         delay = self.hedger.delay if request.hedge else None
         if delay is None:
             return await self._send_handling_pacing(request, headers, attempt)
+        started = self._clock.monotonic()
         slot = await self._reserve(request)  # the first copy's wait is not the stall a second copy is for
+        waited = self._clock.monotonic() - started
         return await self.hedger.race(
-            lambda: self._send_paced(request, headers, attempt, slot),
+            lambda: self._send_paced(request, headers, attempt, slot, waited),
             lambda: self._send_handling_pacing(request, headers, attempt),  # a request like any other
             delay,
             what=request.what,
@@ -87,8 +100,9 @@ class Dispatcher:
     async def _send_handling_pacing(
         self, request: Request, headers: Mapping[str, str], attempt: Attempt
     ) -> httpx.Response:
+        started = self._clock.monotonic()
         slot = await self._reserve(request)
-        return await self._send_paced(request, headers, attempt, slot)
+        return await self._send_paced(request, headers, attempt, slot, self._clock.monotonic() - started)
 
     async def _reserve(self, request: Request) -> Reservation | None:
         """Wait for a slot; a wait the request may not make fails it, unsent."""
@@ -101,19 +115,24 @@ class Dispatcher:
         return slot
 
     async def _send_paced(
-        self, request: Request, headers: Mapping[str, str], attempt: Attempt, slot: Reservation | None
+        self, request: Request, headers: Mapping[str, str], attempt: Attempt, slot: Reservation | None, waited: float
     ) -> httpx.Response:
         """Send in ``slot`` and record the answer: a 429 holds every sender off (``retry-after``, else the back-off)."""
-        response = await self.send_single(request, headers)
+        response = await self.send_single(request, headers, attempt, waited=waited)
         cooldown = None
         if response.status_code == 429:
             retry_after = parse_retry_after(response.headers.get("retry-after"), now=self._clock.time())
             cooldown = attempt.backoff if retry_after is None else retry_after
         await self.pacer.record(slot, response.status_code, cooldown=cooldown)
+        self._telemetry.rate(self.pacer.rate)
         return response
 
-    async def send_single(self, request: Request, headers: Mapping[str, str]) -> httpx.Response:
+    async def send_single(
+        self, request: Request, headers: Mapping[str, str], attempt: Attempt, *, waited: float = 0.0
+    ) -> httpx.Response:
         """One request on the wire, bounded by the call's deadline; its answer read up to a limit.
+
+        ``waited``: the seconds it waited for the rate limit and the cool-down before (for its span).
 
         Raises:
             Final: the deadline passed before it could be sent, or the client was closed.
@@ -126,12 +145,15 @@ class Dispatcher:
         if request.observer is not None:
             request.observer.sent()
         started = self._clock.monotonic()
-        try:
-            response = await self.wire.send(request, headers, remaining=remaining)
-        except BoxError as exc:
-            if self._lifecycle.closed:
-                raise Final(ClientClosedError("the client was closed while this request was in flight")) from exc
-            raise
+        token = request.form is not None
+        with self._telemetry.attempt(request.url, resends=attempt.resends, waited=waited, token=token) as span:
+            try:
+                response = await self.wire.send(request, headers, remaining=remaining)
+            except BoxError as exc:
+                if self._lifecycle.closed:
+                    raise Final(ClientClosedError("the client was closed while this request was in flight")) from exc
+                raise
+            span.answered(response)
         if request.observer is not None:
             request.observer.answered(response.status_code)
         if request.form is None and response.is_success:

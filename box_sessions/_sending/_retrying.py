@@ -21,6 +21,7 @@ import tenacity as _t
 
 from .._clock import Clock
 from .._errors import BoxAPIError, BoxError, BoxTimeoutError, RateLimitError, with_note
+from .._telemetry import Telemetry
 from ._hooks import retry_reason
 from ._policy import RetryPolicy, should_retry
 from ._request import Attempt, Request
@@ -50,9 +51,12 @@ class Attempts:
         request: The call: its deadline, its job's budget, its observer.
         clock: The client's clock (waits, the deadline).
         rng: The jitter's random source.
+        telemetry: Told of each retry, with its reason.
     """
 
-    def __init__(self, policy: RetryPolicy, request: Request, *, clock: Clock, rng: random.Random) -> None:
+    def __init__(
+        self, policy: RetryPolicy, request: Request, *, clock: Clock, rng: random.Random, telemetry: Telemetry
+    ) -> None:
         self._policy = policy
         self._what = request.what
         self._clock = clock
@@ -60,6 +64,7 @@ class Attempts:
         self._deadline = request.deadline
         self._budget = request.budget
         self._observer = request.observer
+        self._telemetry = telemetry
         self._failures = 0  # attempts that failed for another reason than a 429
         self._budget_refused = False
         self.backoff = 0.0
@@ -111,8 +116,10 @@ class Attempts:
 
     def _before_sleep(self, rs: _t.RetryCallState) -> None:
         error = _error(rs)
+        reason = retry_reason(error)
+        self._telemetry.retry(reason)
         if self._observer is not None:
-            self._observer.retrying(retry_reason(error))
+            self._observer.retrying(reason)
         logger.info(
             "Retrying %s after %s (%s), waiting %.2f s",
             self._what,

@@ -36,6 +36,7 @@ from .._errors import BoxAPIError, BoxError, BoxTimeoutError, with_note
 from .._pacing import Pacer
 from .._shared import Shared
 from .._tasks import LoopBinding, time_limit
+from .._telemetry import Telemetry
 from ._dispatch import Dispatcher, Lifecycle
 from ._errors import error_of
 from ._gate import Gate, pool_size
@@ -81,6 +82,7 @@ class Sender:
         as_user: str | None = None,
         rng: random.Random | None = None,
         shared: Shared | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.auth = auth
         self.base_url = base_url
@@ -89,13 +91,16 @@ class Sender:
         self.clock = clock
         self.as_user = as_user
         self.shared = shared
+        self.telemetry = telemetry or Telemetry()
         self._lifecycle = Lifecycle()
         self._loop = LoopBinding()
         self._headers = dict(headers)
         self._rng = rng or random.Random()
         # Requests wait for a connection in the gate, in order, never in httpcore's pool.
         wire = Wire(http_client, Gate(pool_size(http_client)), timeout)
-        self._dispatch = Dispatcher(pacer=pacer, hedger=Hedger(), wire=wire, clock=clock, lifecycle=self._lifecycle)
+        self._dispatch = Dispatcher(
+            pacer=pacer, hedger=Hedger(), wire=wire, clock=clock, lifecycle=self._lifecycle, telemetry=self.telemetry
+        )
 
     @property
     def pacer(self) -> Pacer:
@@ -182,7 +187,7 @@ class Sender:
             raise BoxTimeoutError(f"{request.what}: the call's deadline of {total:g} s passed") from None
 
     async def _send_handling_retries(self, request: Request, send: _Send) -> httpx.Response:
-        attempts = Attempts(self.retry, request, clock=self.clock, rng=self._rng)
+        attempts = Attempts(self.retry, request, clock=self.clock, rng=self._rng, telemetry=self.telemetry)
         try:
             async for attempt in attempts.retrying():
                 with attempt:
@@ -210,6 +215,9 @@ class Sender:
                 self.auth.invalidate(token, self.token_url)
                 logger.info("%s answered 401; refreshing the token once", request.what)
                 attempt = attrs.evolve(attempt, resends=attempt.resends + 1)
+                self.telemetry.retry("401")
+                if request.observer is not None:
+                    request.observer.retrying("401")
                 continue
             if response.is_success:
                 return response
@@ -229,7 +237,7 @@ class Sender:
             raise Final(error) from error
 
     async def _send_token_request(self, request: Request, attempt: Attempt) -> httpx.Response:
-        response = await self._dispatch.send_single(request, self._headers)
+        response = await self._dispatch.send_single(request, self._headers, attempt)
         if not response.is_success:
             raise self._error(response, request, "")
         return response

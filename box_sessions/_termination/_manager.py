@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncGenerator, Iterable
 
+from .._errors import BoxError
 from .._sending import Sender
 from .._validation import normalise_id_list, normalise_login_list
 from ._batching import Batcher, Source
@@ -47,7 +48,7 @@ class SessionTerminationManager:
         logins = normalise_login_list(user_logins, "user_logins")
         if not ids and not logins:
             raise ValueError("user_ids and user_logins are both empty: give at least one user")
-        return await send(self._sender, USERS_PATH, users_body(ids, logins))
+        return await self._send_one(USERS_PATH, users_body(ids, logins), len(ids) + len(logins))
 
     async def terminate_groups_sessions(self, group_ids: Iterable[str | int]) -> SessionTerminationMessage:
         """Terminate the sessions of every member of the given groups in one request.
@@ -66,7 +67,17 @@ class SessionTerminationManager:
         ids = normalise_id_list(group_ids, "group_ids")
         if not ids:
             raise ValueError("group_ids is empty: give at least one group id")
-        return await send(self._sender, GROUPS_PATH, groups_body(ids))
+        return await self._send_one(GROUPS_PATH, groups_body(ids), len(ids))
+
+    async def _send_one(self, path: str, body: dict[str, list[str]], values: int) -> SessionTerminationMessage:
+        """One request of a single call; its values counted by outcome."""
+        try:
+            message = await send(self._sender, path, body)
+        except BoxError:
+            self._sender.telemetry.ids(terminated=0, failed=values)
+            raise
+        self._sender.telemetry.ids(terminated=values, failed=0)
+        return message
 
     async def terminate(
         self,
@@ -118,11 +129,14 @@ class SessionTerminationManager:
             async with contextlib.aclosing(job.results()) as results:
                 async for result in results:
                     report.add(result)
-        except Exception as exc:
-            # on_progress (or an input iterator) raised: the job stopped sending; what Box accepted
-            # so far must not be lost with it.
-            _attach_report(exc, _finished(report, job, clock.monotonic() - started))
+        except BaseException as exc:
+            job.end_span(exc)
+            if isinstance(exc, Exception):
+                # on_progress (or an input iterator) raised: the job stopped sending; what Box
+                # accepted so far must not be lost with it.
+                _attach_report(exc, _finished(report, job, clock.monotonic() - started))
             raise
+        job.end_span()
         return _finished(report, job, clock.monotonic() - started)
 
     def iter_terminate(
@@ -141,7 +155,7 @@ class SessionTerminationManager:
         checked at once, before anything is sent. To stop early, close the iterator (``async
         with contextlib.aclosing(...)``): in-flight batches are cancelled.
         """
-        return self._job(user_ids, user_logins, group_ids, batch_size, max_concurrency, on_progress).results()
+        return _traced(self._job(user_ids, user_logins, group_ids, batch_size, max_concurrency, on_progress))
 
     def _job(  # noqa: PLR0917 - private, mirrors the public keyword arguments one to one
         self,
@@ -154,6 +168,21 @@ class SessionTerminationManager:
     ) -> BulkJob:
         batcher = Batcher(user_ids=user_ids, user_logins=user_logins, group_ids=group_ids, batch_size=batch_size)
         return BulkJob(self._sender, batcher, max_concurrency=max_concurrency, on_progress=on_progress)
+
+
+async def _traced(job: BulkJob) -> AsyncGenerator[BatchResult, None]:
+    """The job's results, its span ended when they end (or when the iterator is closed)."""
+    try:
+        async with contextlib.aclosing(job.results()) as results:
+            async for result in results:
+                yield result
+    except GeneratorExit:  # the caller closed it early: a job it stopped, not one that failed
+        job.end_span()
+        raise
+    except BaseException as exc:
+        job.end_span(exc)
+        raise
+    job.end_span()
 
 
 def _finished(report: TerminationReport, job: BulkJob, elapsed: float) -> TerminationReport:

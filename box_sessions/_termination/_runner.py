@@ -35,6 +35,7 @@ from .._errors import (
 )
 from .._sending import CallObserver, RetryBudget, Sender
 from .._tasks import cancel_and_wait, finish
+from .._telemetry import JobSpan
 from .._validation import check_positive_int
 from ._batching import Batch, Batcher
 from ._endpoints import Item, Kind, request_of, send
@@ -71,6 +72,7 @@ class BulkJob:
         batcher: Reads the inputs into batches.
         max_concurrency: Batches in flight at once.
         on_progress: Called (or awaited) with a `Progress` after each batch.
+        span: The job's span: the requests of each batch are its children.
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class BulkJob:
         *,
         max_concurrency: int,
         on_progress: ProgressCallback | None,
+        span: JobSpan | None = None,
     ) -> None:
         self._max_concurrency = check_positive_int(max_concurrency, "max_concurrency")
         if on_progress is not None and not callable(on_progress):
@@ -87,6 +90,7 @@ class BulkJob:
         self._sender = sender
         self._batcher = batcher
         self._on_progress = on_progress
+        self._span = span or sender.telemetry.job()
         self._stop_error: BoxError | None = None
         self.observer = CallObserver()
         self.budget = RetryBudget()
@@ -134,7 +138,8 @@ class BulkJob:
 
     async def _run_batch(self, batch: Batch) -> BatchResult:
         try:
-            accepted, failed = await self._settle(batch.kind, batch.items)
+            with self._span.current():
+                accepted, failed = await self._settle(batch.kind, batch.items)
         except Exception as error:  # noqa: BLE001 - a bug must not lose ids: they fail with it
             accepted, failed = [], [Failure(f, v, error) for f, v in batch.items]
         return self._result(batch.kind, accepted, failed)
@@ -143,6 +148,7 @@ class BulkJob:
         done = [item for acceptance in accepted for item in acceptance.terminated]
         self._terminated += len(done)
         self._failed += len(failed)
+        self._sender.telemetry.ids(terminated=len(done), failed=len(failed))
         progress = Progress(
             terminated=self._terminated,
             failed=self._failed,
@@ -199,6 +205,17 @@ class BulkJob:
                     await self._report_progress(result)
         finally:
             await self._shutdown(tasks)
+
+    def end_span(self, error: BaseException | None = None) -> None:
+        """End the job's span with its counts (``error``: what stopped it, if not a fatal answer)."""
+        self._span.end(
+            terminated=self._terminated,
+            failed=self._failed,
+            requests=self.observer.requests,
+            retries=self.observer.retries,
+            rate_limited=self.observer.rate_limited,
+            stopped_by=self._stop_error or error,
+        )
 
     async def _shutdown(self, tasks: set[asyncio.Task[BatchResult]]) -> None:
         """Cancel what is in flight and close the inputs; leave no task behind, however often cancelled."""
