@@ -36,7 +36,7 @@ from box_sessions import (
 from box_sessions.redis import RedisShare
 from box_sessions.testing import FakeBox, FakeClock, LoopbackServer, Reply, Request
 
-from .redis_server import RedisServer, free_port
+from .support.redis_server import RedisServer, free_port
 
 #: Generous bound for any wait on the loopback servers.
 BOUND = 20.0
