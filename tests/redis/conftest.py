@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import itertools
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import attrs
 import pytest
@@ -18,10 +19,16 @@ import pytest
 from ..support.redis_cluster import RedisClusterNodes
 from ..support.redis_replica import ReplicatedPair
 from ..support.redis_sentinel import SentinelGroup
-from ..support.redis_server import RedisServer
+from ..support.redis_server import RedisServer, kill_all
 
-#: Starts a server: ``start_redis(args=[...], appendonly=False)``; see the fixture.
-StartRedis = Callable[..., RedisServer]
+
+class StartRedis(Protocol):
+    """The `start_redis` fixture: starts one server and returns it, running."""
+
+    def __call__(self, args: list[str] | None = None, *, appendonly: bool = False) -> RedisServer:
+        """Start a server with more options ``args``, and an append-only file if ``appendonly``."""
+        ...
+
 
 _prefixes = itertools.count()
 
@@ -106,5 +113,4 @@ def start_redis(redis_binaries: RedisBinaries, tmp_path: Path) -> Iterator[Start
     try:
         yield start
     finally:
-        for server in started:
-            server.kill()
+        kill_all(started)

@@ -18,7 +18,7 @@ from redis.asyncio.cluster import ClusterNode
 from redis.crc import key_slot
 
 from .polling import wait_until
-from .redis_server import RedisServer, free_port
+from .redis_server import RedisServer, free_port, kill_all
 
 #: Seconds ``redis-cli --cluster create`` may take (it waits for the nodes to meet).
 CREATE_WAIT = 60.0
@@ -150,8 +150,7 @@ class RedisClusterNodes:
 
     def kill(self) -> None:
         """SIGKILL and reap every node."""
-        for node in self.nodes:
-            node.kill()
+        kill_all(self.nodes)
 
     def __repr__(self) -> str:
         return f"RedisClusterNodes(ports={[node.port for node in self.nodes]})"

@@ -11,7 +11,7 @@ from pathlib import Path
 import redis
 
 from .polling import wait_until
-from .redis_server import RedisServer
+from .redis_server import RedisServer, kill_all
 
 #: Seconds for a replica to connect to its master, or to catch up with it.
 REPLICATION_WAIT = 15.0
@@ -106,11 +106,7 @@ class ReplicatedPair:
 
     def kill(self) -> None:
         """SIGKILL and reap both processes."""
-        try:
-            if self._replica is not None:
-                self._replica.kill()
-        finally:
-            self.master.kill()
+        kill_all([server for server in (self._replica, self.master) if server is not None])
 
     def __repr__(self) -> str:
         return f"ReplicatedPair(master={self.master!r}, replica={self._replica!r})"

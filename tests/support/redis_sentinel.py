@@ -54,9 +54,11 @@ class SentinelServer(RedisServer):
 
     @property
     def log_name(self) -> str:
+        """``sentinel.log``."""
         return "sentinel.log"
 
     def command_line(self, *, tls: bool = False) -> list[str]:
+        """``redis-server sentinel.conf --sentinel``, the config written for the current port (TLS unused)."""
         config = self.directory / "sentinel.conf"
         config.write_text(
             "\n".join(
@@ -223,7 +225,7 @@ class SentinelGroup:
         try:
             self.sentinel.kill()
         finally:
-            self.pair.kill()
+            self.pair.kill()  # in turn reaps both, whatever happens to one
 
     def __repr__(self) -> str:
         return f"SentinelGroup(name={self.name!r}, sentinel={self.sentinel!r}, pair={self.pair!r})"

@@ -13,7 +13,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,18 @@ def _answers_ping(port: int) -> bool:
             return conn.recv(64).startswith((b"+PONG", b"-NOAUTH"))
     except OSError:
         return False
+
+
+def kill_all(servers: Iterable[RedisServer]) -> None:
+    """SIGKILL and reap every server, even when reaping one fails (the first failure is raised at the end)."""
+    failures: list[BaseException] = []
+    for server in servers:
+        try:
+            server.kill()
+        except Exception as exc:  # noqa: BLE001 - every server is reaped first; the failure is raised below
+            failures.append(exc)
+    if failures:
+        raise failures[0]
 
 
 class RedisServer:
