@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -39,25 +38,4 @@ def wait_until(condition: Callable[[], T | None], *, what: str, timeout: float, 
         if time.monotonic() >= deadline:
             break
         time.sleep(interval)
-    raise TimeoutError(f"{what}: not within {timeout:g} s (last seen: {last!r})")
-
-
-async def eventually(
-    condition: Callable[[], Awaitable[T | None]], *, what: str, timeout: float, interval: float = 0.05
-) -> T:
-    """`wait_until` for a test's event loop: await ``condition`` until it is truthy, sleeping between tries.
-
-    Raises:
-        TimeoutError: the condition stayed falsy; the message names ``what`` and the last value.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    last: T | None = None
-    for _ in range(_tries(timeout, interval)):
-        last = await condition()
-        if last:
-            return last
-        if loop.time() >= deadline:
-            break
-        await asyncio.sleep(interval)
     raise TimeoutError(f"{what}: not within {timeout:g} s (last seen: {last!r})")
