@@ -76,7 +76,7 @@ def redis_cluster(
 
 @pytest.fixture
 def sentinel_group(redis_binaries: RedisBinaries, tmp_path: Path) -> Iterator[SentinelGroup]:
-    """A master, its replica and a Sentinel (quorum 1, 1 s down-after, 3 s failover-timeout) named ``box``."""
+    """A master, its replica and a Sentinel (quorum 1, 1 s down-after, 10 s failover-timeout) named ``box``."""
     group = SentinelGroup(redis_binaries.server, tmp_path / "sentinel-group")
     group.start()
     try:
