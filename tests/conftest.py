@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 import box_sessions
 from box_sessions.testing import FakeClock, LoopbackServer
 
-from .redis_server import RedisServer
+from .support.redis_server import RedisServer
 
 BASE = "https://api.box.com"
 USERS_URL = f"{BASE}/2.0/users/terminate_sessions"

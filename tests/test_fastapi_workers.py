@@ -17,7 +17,7 @@ import pytest
 from box_sessions.testing import FakeBox
 
 from .cli_process import environment
-from .redis_server import RedisServer, free_port
+from .support.redis_server import RedisServer, free_port
 
 pytest.importorskip("uvicorn")
 pytest.importorskip("fastapi")

@@ -18,8 +18,8 @@ import pytest
 
 from box_sessions.testing import FakeBox
 
-from .redis_server import RedisServer
 from .script_processes import Start, script_processes
+from .support.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 

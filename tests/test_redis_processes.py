@@ -18,8 +18,8 @@ from box_sessions import JSONFileTokenStore, OAuth2Tokens
 from box_sessions.redis import RedisShare
 from box_sessions.testing import FakeBox, LoopbackServer, Reply, Request
 
-from .redis_server import RedisServer
 from .script_processes import Start, script_processes
+from .support.redis_server import RedisServer
 
 #: Generous bound for a process to start, or to finish its call.
 BOUND = 60.0

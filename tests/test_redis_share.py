@@ -36,7 +36,8 @@ from box_sessions import (
 from box_sessions.redis import RedisShare
 from box_sessions.testing import FakeBox, FakeClock, LoopbackServer, Reply, Request
 
-from .redis_server import RedisServer, free_port
+from .support.redis_acl import add_acl_user
+from .support.redis_server import RedisServer, free_port
 
 #: Generous bound for any wait on the loopback servers.
 BOUND = 20.0
@@ -316,25 +317,13 @@ def test_the_core_never_imports_redis() -> None:
 
 # -- at rest and in transit ---------------------------------------------------------------------------
 
-#: The ACL the README advises: the prefix's keys only, and only the commands the share uses.
-ACL_RULES = (
-    "on >acl-pass resetkeys ~box-sessions:* resetchannels -@all +get +set +del +pttl +pexpire +evalsha +script|load"
-    " +time +hget +hmget +hset +hdel +hincrby +zadd +zrange +zrangebyscore +zrem"
-)
-
 
 @pytest.mark.redis
 async def test_an_acl_user_limited_to_the_prefix_is_enough(
     redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A Redis user allowed only the prefix's keys and the share's commands is enough; other keys are refused."""
-    admin = aioredis.Redis.from_url(redis_server.url)
-    try:
-        # The README's ACL line, sent as written (redis-py does not type execute_command).
-        await admin.execute_command("ACL", "SETUSER", "boxapp", *ACL_RULES.split())  # type: ignore[no-untyped-call]
-    finally:
-        await admin.aclose()
-    url = f"redis://boxapp:acl-pass@127.0.0.1:{redis_server.port}/0"
+    """A Redis user made with the README's ACL line (the prefix's keys, the share's commands) is enough."""
+    url = add_acl_user(redis_server)  # the line read from README.md, so that the two cannot drift
     fake = FakeBox()
     async with fake.serve() as base, RedisShare(url) as share:
         store = share.token_store("user-42")

@@ -16,8 +16,8 @@ from box_sessions import CCGAuth, Shared, SharedToken, SharedTokens
 from box_sessions.redis import RedisShare
 from box_sessions.testing import FakeBox
 
-from ..redis_server import RedisServer
 from ..support.readme import readme_store
+from ..support.redis_server import RedisServer
 
 #: Seconds a lock outlives a holder that died, in these tests.
 LOCK_TTL = 0.3

@@ -18,8 +18,8 @@ from box_sessions import InMemoryPacingState, PacingState, Reservation
 from box_sessions.redis import RedisShare
 from box_sessions.testing import FakeClock
 
-from ..redis_server import RedisServer
 from ..support.readme import readme_store
+from ..support.redis_server import RedisServer
 
 
 @attrs.frozen

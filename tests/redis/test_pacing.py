@@ -35,7 +35,7 @@ from box_sessions.redis import RedisShare
 from box_sessions.redis._pacing import IDLE_TTL
 from box_sessions.testing import FakeBox, FakeClock
 
-from ..redis_server import RedisServer, free_port
+from ..support.redis_server import RedisServer, free_port
 
 #: Seconds between slots in these tests.
 INTERVAL = 0.5

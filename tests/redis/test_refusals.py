@@ -1,0 +1,140 @@
+"""Issue 17, refusals row: a Redis that answers reads and refuses writes, and an ACL user missing a command.
+
+A read-only replica (or a client left on a demoted master) answers ``READONLY``, a full Redis
+under ``noeviction`` answers ``OOM``, an ACL user without a command answers ``NOPERM`` (from inside
+a script, Redis 7.0 says only "can't run this command"). The reading scripts still succeed, so
+the share flaps between "failed" and "answers again". The promise: one WARNING per kind of
+refusal, naming what Redis refused (and the command), no "answers again" while writes fail, and
+no call failing because of Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from box_sessions import BoxClient, OAuth2Tokens, RateLimit
+from box_sessions.redis import RedisShare
+from box_sessions.testing import FakeBox, FakeClock, LoopbackServer, Reply, Request
+
+from ..support.box_calls import (
+    ALLOWED_OUTCOMES,
+    BOUND,
+    answers_again,
+    ccg,
+    oauth2,
+    outcome,
+    spent_refresh_tokens_sent,
+    terminate,
+    warnings_of,
+)
+from ..support.redis_acl import add_acl_user
+from ..support.redis_memory import fill_memory, maxmemory_args
+from ..support.redis_replica import ReplicatedPair
+from .conftest import StartRedis
+
+pytestmark = pytest.mark.redis
+
+#: Ids in the paced job, one per request: the client's fake clock passes several seconds of
+#: pacing, in which the share is tried again each second.
+IDS = 60
+
+#: Each kind of refusal, with the words its WARNING must hold (case aside).
+REFUSALS = {
+    "readonly-replica": ("READONLY",),
+    "noeviction-oom": ("OOM",),
+    "acl-without-pexpire": ("NOPERM", "pexpire"),
+    "acl-without-time": ("NOPERM", "time"),
+    "acl-without-hincrby": ("NOPERM", "hincrby"),
+    "acl-without-zrange": ("NOPERM", "zrange"),
+}
+
+
+def refusing_url(kind: str, start_redis: StartRedis, request: pytest.FixtureRequest) -> str:
+    """The URL of a Redis that refuses the share's writes as ``kind`` says."""
+    if kind == "readonly-replica":
+        pair: ReplicatedPair = request.getfixturevalue("replicated_pair")
+        return pair.replica.url
+    if kind == "noeviction-oom":
+        server = start_redis(maxmemory_args("4mb", "noeviction"))
+        assert fill_memory(server).refused
+        return server.url
+    server = start_redis()
+    return add_acl_user(server, without=(kind.removeprefix("acl-without-"),))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 17: reads succeed and writes fail, so the log flaps ('answers again' then another WARNING), "
+    "and a WARNING names only the exception's class (ReadOnlyError, OutOfMemoryError, a bare ResponseError)",
+)
+@pytest.mark.parametrize("kind", list(REFUSALS))
+async def test_a_refusing_redis_is_warned_about_once_by_name_and_never_answers_again(
+    kind: str, start_redis: StartRedis, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A paced CCG job through a Redis that refuses writes: all ids go, one WARNING naming the refusal, no flapping."""
+    url = refusing_url(kind, start_redis, request)
+    fake = FakeBox()
+    ids = [str(n) for n in range(1, IDS + 1)]
+    async with (
+        fake.serve() as base,
+        RedisShare(url) as share,
+        BoxClient(ccg(fake), base_url=base, rate_limit=RateLimit(), shared=share, clock=FakeClock()) as client,
+    ):
+        report = await asyncio.wait_for(
+            client.session_termination.terminate(user_ids=ids, batch_size=1, max_concurrency=4), BOUND
+        )
+    assert report.ok, report
+    assert report.terminated_count == IDS
+    warnings = warnings_of(caplog)
+    assert answers_again(caplog) == [], f"{len(warnings)} warnings, e.g. {warnings[:2]}"
+    assert len(warnings) == 1, warnings
+    assert all(word.lower() in warnings[0].lower() for word in REFUSALS[kind]), warnings[0]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 17: without pexpire the holder's lock renewal fails, the lock expires under it, and a second "
+    "process refreshes with the refresh token Box has just spent (invalid_grant)",
+)
+async def test_an_acl_without_pexpire_never_lets_a_second_refresh_through(start_redis: StartRedis) -> None:
+    """ACL without PEXPIRE, a refresh slower than lock_ttl: a second process never sends the spent refresh token."""
+    server = start_redis()
+    url = add_acl_user(server, without=("pexpire",))
+    fake = FakeBox()
+    refreshes: list[asyncio.Event] = [asyncio.Event(), asyncio.Event()]
+    let_first_answer = asyncio.Event()
+
+    async def slow_first_refresh(request: Request) -> Reply:
+        reply = await fake.handle(request)  # Box spends the refresh token on receipt
+        if request.path.startswith("/oauth2/token"):
+            arrived = next(event for event in refreshes if not event.is_set())
+            arrived.set()
+            if arrived is refreshes[0]:
+                await asyncio.wait_for(let_first_answer.wait(), BOUND)
+        return reply
+
+    # Short times: the lock is renewed every 0.2 s while held, and the second waits 2 s at most.
+    async with (
+        LoopbackServer(slow_first_refresh) as box,
+        RedisShare(url, lock_ttl=0.6, lock_wait=2.0) as first_share,
+        RedisShare(url, lock_ttl=0.6, lock_wait=2.0) as second_share,
+    ):
+        await first_share.token_store("user-42").save(OAuth2Tokens(refresh_token=fake.issue_refresh_token()))
+        first = BoxClient(oauth2(fake, first_share.token_store("user-42")), base_url=box.url, rate_limit=None)
+        second = BoxClient(oauth2(fake, second_share.token_store("user-42")), base_url=box.url, rate_limit=None)
+        async with first, second:
+            first_call = asyncio.create_task(outcome(terminate(first, "1")))
+            await asyncio.wait_for(refreshes[0].wait(), BOUND)  # the first holds the lock; Box spent the token
+            second_call = asyncio.create_task(outcome(terminate(second, "2")))
+            second_refresh = asyncio.create_task(refreshes[1].wait())
+            # Until the second has given up waiting for the lock, or sent a refresh of its own.
+            await asyncio.wait({second_call, second_refresh}, timeout=BOUND, return_when=asyncio.FIRST_COMPLETED)
+            second_refresh.cancel()
+            let_first_answer.set()
+            outcomes = [await first_call, await second_call]
+    assert spent_refresh_tokens_sent(fake) == 0
+    assert outcomes[0] in ALLOWED_OUTCOMES, outcomes
+    # Waiting out lock_wait behind a lock that is really held is the documented BoxTimeoutError.
+    assert outcomes[1] in ALLOWED_OUTCOMES or outcomes[1].startswith("BoxTimeoutError"), outcomes
