@@ -13,7 +13,7 @@ from ._auth import BoxAuth
 from ._clock import Clock, SystemClock
 from ._pacing import FallbackPacingState, InMemoryPacingState, Pacer, RateLimit
 from ._sending import RetryPolicy, Sender
-from ._shared import PacingState, Shared
+from ._shared import PacingState, Shared, ShareHealth
 from ._telemetry import Telemetry
 from ._termination import SessionTerminationManager
 from ._validation import check_secure_url, normalise_id
@@ -58,7 +58,7 @@ def _build_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
 
 
 def _pacing_state(
-    shared: Shared | None, auth: BoxAuth, token_url: httpx.URL, as_user: str | None, clock: Clock
+    shared: Shared | None, auth: BoxAuth, token_url: httpx.URL, as_user: str | None, health: ShareHealth
 ) -> PacingState | None:
     """The pacing state ``shared`` keeps for the client's Box identity, behind a fallback; ``None`` to pace alone.
 
@@ -70,7 +70,7 @@ def _pacing_state(
     identity = auth.identity(token_url)
     if pacing is None or identity is None:
         return None
-    return FallbackPacingState(pacing.state(f"{identity.key} as-user:{as_user or ''}"), clock)
+    return FallbackPacingState(pacing.state(f"{identity.key} as-user:{as_user or ''}"), health.clock, health)
 
 
 class BoxClient:
@@ -171,7 +171,8 @@ class BoxClient:
         self._state = _State.UNOPENED
         clock = clock or SystemClock()
         as_user_id = None if as_user is None else normalise_id(as_user, "as_user")
-        state = _pacing_state(shared, auth, token_url, as_user_id, clock) if rate_limit is not None else None
+        health = ShareHealth(clock)  # one view of the share for its tokens and its pacing
+        state = _pacing_state(shared, auth, token_url, as_user_id, health) if rate_limit is not None else None
         self._sender = Sender(
             auth=auth,
             base_url=url,
@@ -185,6 +186,7 @@ class BoxClient:
             as_user=as_user_id,
             rng=random.Random(),
             shared=shared,
+            health=health,
             telemetry=Telemetry(tracer_provider=tracer_provider, meter_provider=meter_provider),
         )
         self._session_termination = SessionTerminationManager(self._sender)

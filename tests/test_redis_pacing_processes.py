@@ -147,4 +147,4 @@ async def test_redis_killed_mid_job_leaves_every_id_accounted_for(
         results = await run_job(fake, url, redis_server.url, start_process, during=kill_redis)
     assert_every_id_terminated_once(fake, results)
     for _, err in results:
-        assert err.count("The shared pacing state failed") == 1, err[-2000:]
+        assert err.count("The share failed") == 1, err[-2000:]

@@ -29,10 +29,10 @@ import httpx
 
 from .._clock import Clock
 from .._errors import BoxError, BoxTimeoutError
-from .._shared import Shared, SharedTokens
+from .._shared import Shared, SharedTokens, ShareHealth
 from ._grant import TokenGrant, grant_from_response
 from ._identity import BoxIdentity
-from ._sharing import SharedFetch, had_from_grant
+from ._sharing import had_from_grant, shared_token
 
 __all__ = ["DEFAULT_DRAIN_TIMEOUT", "BoxAuth", "TokenPoster", "TokenRequester"]
 
@@ -51,8 +51,8 @@ TokenRequester = Callable[[httpx.URL, Mapping[str, str]], Awaitable[TokenGrant]]
 
 #: ``(token, fresh)``: ``fresh`` when the token endpoint has just issued the token.
 _Token = tuple[str, bool]
-#: A share's tokens and the Box identity's key in it.
-_ShareAt = tuple[SharedTokens, str]
+#: A share's tokens, the Box identity's key in it, and the client's view of the share.
+_ShareAt = tuple[SharedTokens, str, ShareHealth]
 
 
 @attrs.define
@@ -63,7 +63,6 @@ class _TokenCache:
     _refresh_at: float = 0.0
     _inflight: asyncio.Task[_Token] | None = attrs.field(default=None, repr=False)
     _refused: str | None = attrs.field(default=None, repr=False)  # never taken back from a share
-    _sharing: SharedFetch = attrs.field(factory=SharedFetch)
 
     def _valid_token(self, now: float) -> str | None:
         return self._token if self._token is not None and now < self._refresh_at else None
@@ -104,8 +103,8 @@ class _TokenCache:
         if share is None:
             had = had_from_grant(await fetch())
         else:
-            tokens, key = share
-            had = await self._sharing.get(tokens, key, fetch, clock, refused=self._refused)
+            tokens, key, health = share
+            had = await shared_token(tokens, key, fetch, clock, refused=self._refused, health=health)
         self._refresh_at = clock.monotonic() + had.refresh_in
         self._token = had.access_token
         return had.access_token, had.issued_now
@@ -181,6 +180,7 @@ class BoxAuth:
         *,
         deadline: float | None = None,
         shared: Shared | None = None,
+        health: ShareHealth | None = None,
     ) -> tuple[str, bool]:
         """A valid access token, fetched through ``post`` when none is cached.
 
@@ -193,6 +193,7 @@ class BoxAuth:
             shared: State shared with other processes: a CCG or JWT token is had through it, one
                 per expiry for all of them. Other methods keep their tokens to themselves (OAuth
                 2.0 shares through its ``token_store``).
+            health: The client's view of ``shared`` (one is made for the call when none is given).
 
         Returns:
             ``(token, fresh)``: ``fresh`` when the token endpoint has just issued it (a 401 on a
@@ -208,9 +209,9 @@ class BoxAuth:
 
         url = self._token_url(default_token_url)
         identity = None if shared is None else self.identity(default_token_url)
-        share = (
-            None if shared is None or identity is None or not identity.shares_tokens else (shared.tokens, identity.key)
-        )
+        share = None
+        if shared is not None and identity is not None and identity.shares_tokens:
+            share = (shared.tokens, identity.key, health or ShareHealth(clock))
         return await self._cache(url).get(lambda: self._fetch(request_token, url, clock), clock, deadline, share)
 
     def invalidate(self, token: str, default_token_url: httpx.URL) -> None:

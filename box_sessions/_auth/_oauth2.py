@@ -8,20 +8,23 @@ the lock of a store that has one: two refreshes with one refresh token would log
 from __future__ import annotations
 
 import contextlib
+import logging
 
 import attrs
 import httpx
 
 from .._clock import Clock
-from .._errors import AuthenticationError, BoxError
+from .._errors import AuthenticationError
 from .._shared import SharedStateError
 from ._app import AppAuth, optional_bearer_token, strip_str
-from ._cache import TokenRequester
+from ._cache import DEFAULT_DRAIN_TIMEOUT, TokenRequester
 from ._grant import TokenGrant
 from ._identity import BoxIdentity
 from ._stores import InMemoryTokenStore, LockingTokenStore, OAuth2Tokens, TokenStore
 
 __all__ = ["OAuth2Auth"]
+
+logger = logging.getLogger("box_sessions")
 
 
 @attrs.define(slots=False, kw_only=True, repr=False)
@@ -63,6 +66,9 @@ class OAuth2Auth(AppAuth):
     # process (or an earlier run) and is used before refreshing; the same one needs a refresh.
     _handed_out: str | None = attrs.field(default=None, init=False, repr=False)
     _unsaved: OAuth2Tokens | None = attrs.field(default=None, init=False, repr=False)
+    # The newest pair this process knows (loaded, seeded or saved): written back if the store loses
+    # its pair, so that the constructor's refresh token, long spent, is never sent again.
+    _last: OAuth2Tokens | None = attrs.field(default=None, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.token_store, TokenStore):
@@ -74,14 +80,29 @@ class OAuth2Auth(AppAuth):
             raise ValueError("OAuth2Auth needs a refresh_token, or a token_store that holds one")
 
     async def _stored(self) -> OAuth2Tokens:
+        """The pair to go on from: the store's; this process's newest if the store lost it; else the given one."""
         stored = await self.token_store.load()
-        if stored is not None:
-            return stored
-        if self._refresh_token is None:
-            raise BoxError("OAuth2Auth has no refresh token: the token store is empty and none was given")
-        seed = OAuth2Tokens(access_token=self._access_token, refresh_token=self._refresh_token)
-        await self.token_store.save(seed)
-        return seed
+        if stored is None and self._last is not None:
+            # The store lost the pair (evicted, flushed, a restart without persistence): write back
+            # the newest this process holds, never the constructor's, which Box has long spent.
+            logger.warning(
+                "The OAuth 2.0 token store %r lost its pair; this process saved back the newest one it holds",
+                self.token_store,
+            )
+            await self.token_store.save(self._last)
+            stored = self._last
+        elif stored is None:
+            if self._refresh_token is None:
+                raise AuthenticationError(
+                    "OAuth2Auth has no refresh token: the token store is empty and none was given; the user must "
+                    "log in again",
+                    status=0,
+                    code="token_store_empty",
+                )
+            stored = OAuth2Tokens(access_token=self._access_token, refresh_token=self._refresh_token)
+            await self.token_store.save(stored)
+        self._last = stored
+        return stored
 
     async def _fetch(self, request_token: TokenRequester, token_url: httpx.URL, clock: Clock) -> TokenGrant:
         async with contextlib.AsyncExitStack() as held:
@@ -95,7 +116,10 @@ class OAuth2Auth(AppAuth):
                         status=0,
                         code="token_store_unavailable",
                     ) from exc
-            grant = await self._fetch_holding_lock(request_token, token_url, clock)
+            try:
+                grant = await self._fetch_holding_lock(request_token, token_url, clock)
+            except SharedStateError as exc:
+                raise _store_unavailable(exc, saved=self._unsaved is None) from exc
             self._handed_out = grant.access_token
             return grant
 
@@ -105,6 +129,7 @@ class OAuth2Auth(AppAuth):
         if self._unsaved is not None:  # a refresh whose save failed: save it before anything else
             await self.token_store.save(self._unsaved)
             saved, self._unsaved = self._unsaved, None
+            self._last = saved
             return self._grant_from(saved, clock, issued_now=False)
         stored = await self._stored()
         fresh_enough = stored.expires_at is None or stored.expires_at > clock.time() + 1
@@ -127,7 +152,19 @@ class OAuth2Auth(AppAuth):
         except BaseException:
             self._unsaved = tokens  # the old refresh token is spent: keep the new pair to save later
             raise
+        self._last = tokens
         return grant
+
+    async def drain(self, *, timeout: float = DEFAULT_DRAIN_TIMEOUT) -> None:
+        """Let the token requests in flight end (`BoxAuth.drain`); then say loudly if a new pair is still unsaved."""
+        await super().drain(timeout=timeout)
+        if self._unsaved is not None:
+            logger.error(
+                "An OAuth 2.0 pair Box issued to this process could not be saved to its token store %r and is held "
+                "only in this process's memory (Box has spent the refresh token before it): if this process exits "
+                "now it is lost and the user must log in again; a call made while the store answers saves it",
+                self.token_store,
+            )
 
     @staticmethod
     def _grant_from(tokens: OAuth2Tokens, clock: Clock, *, issued_now: bool) -> TokenGrant:
@@ -150,3 +187,17 @@ class OAuth2Auth(AppAuth):
 
     def __repr__(self) -> str:
         return f"OAuth2Auth(client_id={self.client_id!r}, token_store={self.token_store!r}, client_secret=***)"
+
+
+def _store_unavailable(exc: SharedStateError, *, saved: bool) -> AuthenticationError:
+    """The error of a call whose refresh met a token store that failed (``saved``: no new pair is waiting)."""
+    if saved:
+        what = "the token store failed before a refresh was sent; nothing was spent"
+    else:
+        what = (
+            "Box refreshed the tokens but the token store could not save the new pair; it is kept in this process "
+            "and saved at the next call"
+        )
+    return AuthenticationError(
+        f"cannot refresh the OAuth 2.0 token: {what} ({exc})", status=0, code="token_store_unavailable"
+    )

@@ -6,10 +6,10 @@
 3. Holding the lock, read again (the last holder may have stored one), and only if still needed
    ask Box, store the token with its expiry, and free the lock.
 
-If the share fails (unreachable, or lost mid-way), the token comes from this process's own
-request, and a warning says so once; the next token needed tries the share again, and an info
-line says when it answers again. The share's failures never fail a call, and never make two
-token requests for one need.
+If the share fails (unreachable, lost mid-way, refusing writes), the token comes from this
+process's own request; the client's `ShareHealth` says so once, leaves the share alone for a
+second, and says when it takes writes again. The share's failures never fail a call, and never
+make two token requests for one need.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .._clock import Clock
 from .._shared import SharedLock, SharedStateError, SharedToken, SharedTokens, ShareHealth
 from ._grant import TokenGrant, refresh_after
 
-__all__ = ["LOCK_WAIT", "POLL_INTERVAL", "Had", "SharedFetch", "had_from_grant"]
+__all__ = ["LOCK_WAIT", "POLL_INTERVAL", "Had", "had_from_grant", "shared_token"]
 
 logger = logging.getLogger("box_sessions")
 
@@ -75,101 +75,94 @@ class _Need:
         return had_from_grant(grant), grant
 
 
-@attrs.define
-class SharedFetch:
-    """Gets one identity's token through a share; remembers whether the share failed, to say it once."""
+async def shared_token(
+    tokens: SharedTokens,
+    key: str,
+    fetch: Callable[[], Awaitable[TokenGrant]],
+    clock: Clock,
+    *,
+    refused: str | None,
+    health: ShareHealth,
+) -> Had:
+    """The identity's token: another process's, or one asked of Box by this one and stored for the others.
 
-    _health: ShareHealth = attrs.field(
-        factory=lambda: ShareHealth(
-            "token state", alone="this process asks Box for its own tokens", together="tokens are shared again"
-        )
-    )
+    Args:
+        tokens: The share.
+        key: The Box identity.
+        fetch: Asks Box for a token (this process's own request).
+        clock: For the wall-clock times shared with other processes.
+        refused: The token Box last refused here: never taken back from the share.
+        health: The client's view of its share: told of each failure, and of each write that
+            succeeded; while the share is left alone, the token comes from Box directly.
 
-    async def get(
-        self,
-        tokens: SharedTokens,
-        key: str,
-        fetch: Callable[[], Awaitable[TokenGrant]],
-        clock: Clock,
-        *,
-        refused: str | None,
-    ) -> Had:
-        """The identity's token: another process's, or one asked of Box by this one and stored for the others.
-
-        Args:
-            tokens: The share.
-            key: The Box identity.
-            fetch: Asks Box for a token (this process's own request).
-            clock: For the wall-clock times shared with other processes.
-            refused: The token Box last refused here: never taken back from the share.
-
-        Raises:
-            BoxError: Box's answer to the token request (never a failure of the share).
-        """
-        need = _Need(tokens, key, fetch, clock, refused)
+    Raises:
+        BoxError: Box's answer to the token request (never a failure of the share).
+    """
+    need = _Need(tokens, key, fetch, clock, refused)
+    if not health.may_try():
+        return (await need.ask_box())[0]
+    try:
+        found = await _token_or_lock(need)
+    except SharedStateError as exc:
+        health.failed(exc)
+        return (await need.ask_box())[0]
+    health.answered(wrote=not isinstance(found, SharedToken))  # a lock taken is a write
+    if isinstance(found, SharedToken):
+        return need.from_share(found)
+    if found is None:
+        logger.info("Another process has asked for this token for %.0f s; asking Box from here too", LOCK_WAIT)
+        return await _ask_and_store(need, health)
+    try:
+        return await _under_lock(need, health)
+    finally:
         try:
-            found = await self._token_or_lock(need)
+            await found.release()
         except SharedStateError as exc:
-            self._failed(exc)
-            return (await need.ask_box())[0]
-        self._answered()
-        if isinstance(found, SharedToken):
-            return need.from_share(found)
-        if found is None:
-            logger.info("Another process has asked for this token for %.0f s; asking Box from here too", LOCK_WAIT)
-            return await self._ask_and_store(need)
-        try:
-            return await self._under_lock(need)
-        finally:
-            try:
-                await found.release()
-            except SharedStateError as exc:
-                self._failed(exc)  # the lock frees itself after its time
+            health.failed(exc)  # the lock frees itself after its time
 
-    async def _token_or_lock(self, need: _Need) -> SharedToken | SharedLock | None:
-        """A usable shared token, or this identity's lock, or ``None`` after waiting `LOCK_WAIT` for either."""
+
+async def _token_or_lock(need: _Need) -> SharedToken | SharedLock | None:
+    """A usable shared token, or this identity's lock, or ``None`` after waiting `LOCK_WAIT` for either."""
+    found = need.usable(await need.tokens.load(need.key))
+    if found is not None:
+        return found
+    loop = asyncio.get_running_loop()
+    # Real time, not the client's clock: the lock frees itself on the share's clock.
+    give_up = loop.time() + LOCK_WAIT
+    while True:
+        lock = await need.tokens.try_lock(need.key)
+        if lock is not None:
+            return lock
+        if loop.time() >= give_up:
+            return None
+        await asyncio.sleep(POLL_INTERVAL)
         found = need.usable(await need.tokens.load(need.key))
         if found is not None:
             return found
-        loop = asyncio.get_running_loop()
-        # Real time, not the client's clock: the lock frees itself on the share's clock.
-        give_up = loop.time() + LOCK_WAIT
-        while True:
-            lock = await need.tokens.try_lock(need.key)
-            if lock is not None:
-                return lock
-            if loop.time() >= give_up:
-                return None
-            await asyncio.sleep(POLL_INTERVAL)
-            found = need.usable(await need.tokens.load(need.key))
-            if found is not None:
-                return found
 
-    async def _under_lock(self, need: _Need) -> Had:
+
+async def _under_lock(need: _Need, health: ShareHealth) -> Had:
+    try:
+        found = need.usable(await need.tokens.load(need.key))  # the last holder may have stored one
+    except SharedStateError as exc:
+        health.failed(exc)
+        return (await need.ask_box())[0]
+    if found is not None:
+        return need.from_share(found)
+    return await _ask_and_store(need, health)
+
+
+async def _ask_and_store(need: _Need, health: ShareHealth) -> Had:
+    had, grant = await need.ask_box()
+    if grant.expires_in is not None and grant.expires_in > 0:
+        now = need.clock.time()
+        shared = SharedToken(
+            access_token=had.access_token, expires_at=now + grant.expires_in, refresh_at=now + had.refresh_in
+        )
         try:
-            found = need.usable(await need.tokens.load(need.key))  # the last holder may have stored one
+            await need.tokens.save(need.key, shared, ttl=grant.expires_in)
         except SharedStateError as exc:
-            self._failed(exc)
-            return (await need.ask_box())[0]
-        if found is not None:
-            return need.from_share(found)
-        return await self._ask_and_store(need)
-
-    async def _ask_and_store(self, need: _Need) -> Had:
-        had, grant = await need.ask_box()
-        if grant.expires_in is not None and grant.expires_in > 0:
-            now = need.clock.time()
-            shared = SharedToken(
-                access_token=had.access_token, expires_at=now + grant.expires_in, refresh_at=now + had.refresh_in
-            )
-            try:
-                await need.tokens.save(need.key, shared, ttl=grant.expires_in)
-            except SharedStateError as exc:
-                self._failed(exc)  # this process has its token; the others will ask for theirs
-        return had
-
-    def _failed(self, exc: SharedStateError) -> None:
-        self._health.failed(exc)
-
-    def _answered(self) -> None:
-        self._health.answered()
+            health.failed(exc)  # this process has its token; the others will ask for theirs
+        else:
+            health.answered(wrote=True)
+    return had

@@ -6,9 +6,9 @@ process's schedule, rate and cool-down, and `FallbackPacingState` puts a share's
 `box_sessions.Shared`) in front of it while the share answers.
 """
 
-from ._fallback import RETRY_SHARE, FallbackPacingState
+from ._fallback import FallbackPacingState
 from ._memory import InMemoryPacingState
 from ._options import RateLimit
 from ._pacer import Pacer, PacingRefused
 
-__all__ = ["RETRY_SHARE", "FallbackPacingState", "InMemoryPacingState", "Pacer", "PacingRefused", "RateLimit"]
+__all__ = ["FallbackPacingState", "InMemoryPacingState", "Pacer", "PacingRefused", "RateLimit"]

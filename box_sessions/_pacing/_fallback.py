@@ -14,12 +14,9 @@ from .._clock import Clock
 from .._shared import PacingAnswer, PacingReading, PacingState, Refusal, Reservation, SharedStateError, ShareHealth
 from ._memory import InMemoryPacingState
 
-__all__ = ["RETRY_SHARE", "FallbackPacingState"]
+__all__ = ["FallbackPacingState"]
 
 T = TypeVar("T")
-
-#: Seconds this process paces on its own after the share failed, before it tries the share again.
-RETRY_SHARE = 1.0
 
 
 class FallbackPacingState:
@@ -28,18 +25,13 @@ class FallbackPacingState:
     Args:
         shared: The state shared with the other processes.
         clock: The client's clock.
+        health: The client's view of its share (its token cache tells the same one).
     """
 
-    def __init__(self, shared: PacingState, clock: Clock) -> None:
+    def __init__(self, shared: PacingState, clock: Clock, health: ShareHealth | None = None) -> None:
         self._shared = shared
         self._local = InMemoryPacingState(clock)
-        self.health = ShareHealth(
-            "pacing state",
-            alone="this process paces on its own",
-            together="processes pace together again",
-            clock=clock,
-            retry_after=RETRY_SHARE,
-        )
+        self.health = health or ShareHealth(clock)
 
     async def _either(self, call: Callable[[PacingState], Awaitable[T]]) -> tuple[T, bool]:
         """``call`` on the share, or on this process's state while the share fails; and whether it was the share."""
@@ -49,7 +41,7 @@ class FallbackPacingState:
             except SharedStateError as exc:
                 self.health.failed(exc)
             else:
-                self.health.answered()
+                self.health.answered(wrote=not isinstance(result, Refusal))  # a refusal wrote nothing
                 return result, True
         return await call(self._local), False
 

@@ -34,7 +34,7 @@ from .._auth import BoxAuth
 from .._clock import Clock
 from .._errors import BoxAPIError, BoxError, BoxTimeoutError, with_note
 from .._pacing import Pacer
-from .._shared import Shared
+from .._shared import Shared, ShareHealth
 from .._tasks import LoopBinding, time_limit
 from .._telemetry import Telemetry
 from ._dispatch import Dispatcher, Lifecycle
@@ -82,6 +82,7 @@ class Sender:
         as_user: str | None = None,
         rng: random.Random | None = None,
         shared: Shared | None = None,
+        health: ShareHealth | None = None,
         telemetry: Telemetry | None = None,
     ) -> None:
         self.auth = auth
@@ -91,6 +92,7 @@ class Sender:
         self.clock = clock
         self.as_user = as_user
         self.shared = shared
+        self.health = health or ShareHealth(clock)
         self.telemetry = telemetry or Telemetry()
         self._lifecycle = Lifecycle()
         self._loop = LoopBinding()
@@ -230,7 +232,12 @@ class Sender:
     async def _token(self, request: Request) -> tuple[str, bool]:
         try:
             return await self.auth.get_token(
-                self.post_token_form, self.token_url, self.clock, deadline=request.deadline, shared=self.shared
+                self.post_token_form,
+                self.token_url,
+                self.clock,
+                deadline=request.deadline,
+                shared=self.shared,
+                health=self.health,
             )
         except BoxError as error:
             # The token request was retried on its own; retrying the API call would multiply that.

@@ -1,4 +1,19 @@
-"""An OAuth 2.0 token pair in Redis with the lock `OAuth2Auth` holds across a refresh (a `LockingTokenStore`)."""
+"""An OAuth 2.0 token pair in Redis with the lock `OAuth2Auth` holds across a refresh (a `LockingTokenStore`).
+
+Box's refresh tokens work once: a pair that Redis loses, or a spent one it keeps, logs a user out.
+So the pair is kept as Redis must keep it:
+
+- **No time to live.** Under ``volatile-*`` eviction (the managed services' default) a key
+  without one is never evicted. A share warns once, naming the policy, when Redis's
+  ``maxmemory-policy`` is ``allkeys-*``, which may evict it all the same.
+- **A save that fails is tried again on a fresh connection**, for up to ``lock_wait`` (a
+  connection opened before a restart fails once; Redis back a second later takes the save).
+- **The lock is renewed while held**, and is not held at all by an ACL user that may not renew
+  it (``PEXPIRE``): it would expire under its holder, and a second process would refresh with the
+  refresh token the first has just spent.
+
+The pair and its lock share a hash tag (``{key}``), so they live on one node of a cluster.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +23,18 @@ import json
 import logging
 from collections.abc import AsyncIterator
 
-from redis.asyncio.lock import Lock
-
 from .. import BoxError, BoxTimeoutError, OAuth2Tokens, SharedStateError
 from ._calls import LOCK_POLL, RedisCalls
+from ._lock import LockScripts, RedisLock
 
-__all__ = ["REFRESH_TOKEN_LIFETIME", "RedisTokenStore"]
+__all__ = ["EVICTING_POLICIES", "RedisTokenStore"]
 
 logger = logging.getLogger("box_sessions")
 
-#: Box's refresh tokens last 60 days: a stored pair is useless after that.
-REFRESH_TOKEN_LIFETIME = 60 * 24 * 3600
+#: The ``maxmemory-policy`` values under which Redis may evict a key without a time to live.
+EVICTING_POLICIES = ("allkeys-lru", "allkeys-lfu", "allkeys-random")
+#: Seconds between tries of a save that failed.
+_SAVE_RETRY = 0.1
 
 
 class RedisTokenStore:
@@ -30,13 +46,25 @@ class RedisTokenStore:
     and `OAuth2Auth` does not refresh.
     """
 
-    def __init__(self, redis_: RedisCalls, *, prefix: str, key: str, lock_ttl: float, lock_wait: float) -> None:
+    def __init__(
+        self,
+        redis_: RedisCalls,
+        locks: LockScripts,
+        *,
+        prefix: str,
+        key: str,
+        lock_ttl: float,
+        lock_wait: float,
+        policy: _PolicyCheck,
+    ) -> None:
         self.key = key
         self._redis = redis_
-        self._name = f"{prefix}:oauth2:{key}"
+        self._locks = locks
+        self._name = f"{prefix}:oauth2:{{{key}}}"
         self._prefix = prefix
         self._lock_ttl = lock_ttl
         self._lock_wait = lock_wait
+        self._policy = policy
 
     async def load(self) -> OAuth2Tokens | None:
         """The stored pair, or ``None`` when nothing is stored.
@@ -45,7 +73,8 @@ class RedisTokenStore:
             SharedStateError: Redis failed.
             BoxError: what is stored is not a token pair.
         """
-        raw = await self._redis.run("reading the OAuth 2.0 tokens", self._redis.client.get(self._name))
+        await self._policy.check(self._redis, self.key)
+        raw = await self._redis.run("reading the OAuth 2.0 tokens", lambda client: client.get(self._name))
         if raw is None:
             return None
         try:
@@ -55,55 +84,128 @@ class RedisTokenStore:
             raise BoxError(f"the OAuth 2.0 tokens stored in Redis for {self.key!r} are not usable: {exc}") from None
 
     async def save(self, tokens: OAuth2Tokens) -> None:
-        """Store ``tokens`` for as long as the refresh token lives.
+        """Store ``tokens``, without a time to live; a failure is tried again, on a fresh connection, for ``lock_wait``.
 
         Raises:
-            SharedStateError: Redis failed.
+            SharedStateError: Redis failed for ``lock_wait`` seconds.
         """
         value = json.dumps(tokens.to_json())
-        await self._redis.run(
-            "storing the OAuth 2.0 tokens", self._redis.client.set(self._name, value, ex=REFRESH_TOKEN_LIFETIME)
-        )
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._lock_wait
+        while True:
+            try:
+                await self._redis.run("storing the OAuth 2.0 tokens", lambda client: client.set(self._name, value))
+            except SharedStateError as exc:
+                if exc.refusal is not None or loop.time() >= give_up:
+                    raise  # Redis answered and refused: trying again would not change it
+                await asyncio.sleep(_SAVE_RETRY)
+            else:
+                return
 
     @contextlib.asynccontextmanager
     async def lock(self) -> AsyncIterator[None]:
         """Hold the pair's lock, waiting at most ``lock_wait`` for another process's refresh.
 
         Raises:
-            SharedStateError: Redis failed.
+            SharedStateError: Redis failed, or its ACL user may not renew the lock (``PEXPIRE``).
             BoxTimeoutError: another process held the lock for ``lock_wait`` seconds.
         """
-        lock = self._redis.lock(self._name + ":lock", self._lock_ttl)
+        lock = RedisLock(self._redis, self._locks, self._name + ":lock", self._lock_ttl)
         await self._acquire(lock)
+        try:
+            await self._check_renewable(lock)
+        except SharedStateError:
+            await self._release(lock)
+            raise
         renewal = asyncio.get_running_loop().create_task(self._renew(lock))
         try:
             yield
         finally:
             renewal.cancel()
             await asyncio.wait({renewal})
-            try:
-                await self._redis.run("releasing the OAuth 2.0 lock", lock.release())
-            except SharedStateError as exc:
-                logger.warning("%s; the lock frees itself within %g s", exc, self._lock_ttl)
+            await self._release(lock)
 
-    async def _acquire(self, lock: Lock) -> None:
+    async def _acquire(self, lock: RedisLock) -> None:
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self._lock_wait
-        while not await self._redis.run("taking the OAuth 2.0 lock", lock.acquire(blocking=False)):
+        while not await lock.acquire("taking the OAuth 2.0 lock"):
             if loop.time() >= give_up:
                 raise BoxTimeoutError(
                     f"another process has held the OAuth 2.0 lock of {self.key!r} for {self._lock_wait:g} s"
                 )
             await asyncio.sleep(LOCK_POLL)
 
-    async def _renew(self, lock: Lock) -> None:
+    async def _check_renewable(self, lock: RedisLock) -> None:
+        """Renew the lock once, as a holder does (PEXPIRE, asked directly so that a refusal names it).
+
+        An ACL user that may not renew it is refused here, before any refresh is sent to Box.
+        """
+        await self._redis.run(
+            "renewing the OAuth 2.0 lock", lambda client: client.pexpire(lock.name, int(self._lock_ttl * 1000))
+        )
+
+    async def _release(self, lock: RedisLock) -> None:
+        try:
+            freed = await lock.release("releasing the OAuth 2.0 lock")
+        except SharedStateError as exc:
+            logger.warning("%s; the lock frees itself within %g s", exc, self._lock_ttl)
+            return
+        if not freed:
+            logger.warning(
+                "The OAuth 2.0 lock of %r had expired before its holder released it: another process may have "
+                "refreshed meanwhile",
+                self.key,
+            )
+
+    async def _renew(self, lock: RedisLock) -> None:
         while True:
             await asyncio.sleep(self._lock_ttl / 3)
             try:
-                await self._redis.run("renewing the OAuth 2.0 lock", lock.extend(self._lock_ttl, replace_ttl=True))
+                renewed = await lock.extend("renewing the OAuth 2.0 lock")
             except SharedStateError as exc:
                 logger.warning("%s; it may expire while this process refreshes", exc)
+                return
+            if not renewed:
+                logger.warning("The OAuth 2.0 lock of %r expired while this process held it", self.key)
                 return
 
     def __repr__(self) -> str:
         return f"RedisTokenStore(key={self.key!r}, prefix={self._prefix!r})"
+
+
+class _PolicyCheck:
+    """Reads Redis's ``maxmemory-policy`` once per share, and warns once when it may evict the OAuth 2.0 pairs."""
+
+    def __init__(self) -> None:
+        self._done = False
+
+    async def check(self, redis_: RedisCalls, key: str) -> None:
+        if self._done:
+            return
+        self._done = True
+        try:
+            info = await redis_.run("reading its maxmemory-policy", lambda client: client.info("memory"))
+        except SharedStateError as exc:
+            logger.info(
+                "Could not read Redis's maxmemory-policy (%s); the OAuth 2.0 pairs need one that keeps them", exc
+            )
+            return
+        policies = {str(v.get("maxmemory_policy")) for v in _per_node(info)}
+        evicting = sorted(policies & set(EVICTING_POLICIES))
+        if evicting:
+            logger.warning(
+                "Redis's maxmemory-policy is %s: when it is full it may evict the OAuth 2.0 pair of %r, and the "
+                "next process would need the user to log in again; use volatile-lru (the pairs carry no time to "
+                "live, so it never evicts them) or noeviction",
+                ", ".join(evicting),
+                key,
+            )
+
+
+def _per_node(info: object) -> list[dict[str, object]]:
+    """``INFO memory`` as a list of one dict per node (a cluster client answers a dict of them)."""
+    if isinstance(info, dict) and "maxmemory_policy" in info:
+        return [info]
+    if isinstance(info, dict):
+        return [value for value in info.values() if isinstance(value, dict)]
+    return []

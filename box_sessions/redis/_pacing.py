@@ -222,7 +222,9 @@ class RedisPacingState:
     async def _script(self, what: str, script: AsyncScript, *args: int | str) -> Any:
         # redis-py sends the script's digest (EVALSHA), and loads it again when Redis answers NOSCRIPT.
         # A write begun goes to its end (bounded by the timeout) even if the caller is cancelled.
-        return await asyncio.shield(self._redis.run(what, script(keys=self._keys, args=list(args))))
+        return await asyncio.shield(
+            self._redis.run(what, lambda client: script(keys=self._keys, args=list(args), client=client))
+        )
 
     async def reserve(
         self,
@@ -285,9 +287,11 @@ class RedisPacing:
 
     def state(self, key: str) -> RedisPacingState:
         """The pacing state of the Box identity ``key`` (token URL or API host, client, subject, As-User)."""
-        # A digest: the identity holds URLs and ids, and a key's length is bounded.
+        # A digest: the identity holds URLs and ids, and a key's length is bounded. In braces, Redis's
+        # hash tag: the schedule and its given-back slots live in one slot of a cluster, as one
+        # script touching both requires.
         digest = hashlib.sha256(key.encode()).hexdigest()[:32]
-        return RedisPacingState(self._redis, self._scripts, f"{self._prefix}:pacing:{digest}", self._idle_ttl)
+        return RedisPacingState(self._redis, self._scripts, f"{self._prefix}:pacing:{{{digest}}}", self._idle_ttl)
 
     def __repr__(self) -> str:
         return f"RedisShare.pacing(prefix={self._prefix!r})"

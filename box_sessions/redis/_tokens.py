@@ -5,46 +5,41 @@ from __future__ import annotations
 import hashlib
 import json
 
-from redis.asyncio.lock import Lock
-from redis.exceptions import LockNotOwnedError
-
-from .. import SharedStateError, SharedToken
+from .. import SharedToken
 from ._calls import RedisCalls
+from ._lock import LockScripts, RedisLock
 
 __all__ = ["RedisTokens"]
 
 
 class _HeldLock:
-    """A lock this process took; frees it on `release` (its TTL frees it if that fails)."""
+    """A lock this process took; frees it on `release` (its time to live frees it if that fails)."""
 
-    def __init__(self, redis_: RedisCalls, lock: Lock) -> None:
-        self._redis = redis_
+    def __init__(self, lock: RedisLock) -> None:
         self._lock = lock
 
     async def release(self) -> None:
-        try:
-            await self._redis.run("releasing a lock", self._lock.release())
-        except SharedStateError as exc:
-            if not isinstance(exc.__cause__, LockNotOwnedError):
-                raise
-            # It expired under this process (a token request slower than lock_ttl) and another
-            # process may hold it now: nothing to free, and Redis did not fail.
+        # False: it expired under this process (a token request slower than lock_ttl), and another
+        # process may hold it now: nothing to free, and Redis did not fail.
+        await self._lock.release("releasing a lock")
 
 
 class RedisTokens:
     """CCG and JWT access tokens in Redis, one per Box identity (`box_sessions.SharedTokens`)."""
 
-    def __init__(self, redis_: RedisCalls, prefix: str, lock_ttl: float) -> None:
+    def __init__(self, redis_: RedisCalls, locks: LockScripts, prefix: str, lock_ttl: float) -> None:
         self._redis = redis_
+        self._locks = locks
         self._prefix = prefix
         self._lock_ttl = lock_ttl
 
     def _key(self, key: str) -> str:
         # A digest: the identity holds the token URL and client id, and a key's length is bounded.
-        return f"{self._prefix}:access-token:{hashlib.sha256(key.encode()).hexdigest()[:32]}"
+        # In braces, Redis's hash tag: the token and its lock live in one slot of a cluster.
+        return f"{self._prefix}:access-token:{{{hashlib.sha256(key.encode()).hexdigest()[:32]}}}"
 
     async def load(self, key: str) -> SharedToken | None:
-        raw = await self._redis.run("reading a token", self._redis.client.get(self._key(key)))
+        raw = await self._redis.run("reading a token", lambda client: client.get(self._key(key)))
         if raw is None:
             return None
         try:
@@ -62,12 +57,11 @@ class RedisTokens:
             {"access_token": token.access_token, "expires_at": token.expires_at, "refresh_at": token.refresh_at}
         )
         milliseconds = max(1, int(ttl * 1000))
-        await self._redis.run("storing a token", self._redis.client.set(self._key(key), value, px=milliseconds))
+        await self._redis.run("storing a token", lambda client: client.set(self._key(key), value, px=milliseconds))
 
     async def try_lock(self, key: str) -> _HeldLock | None:
-        lock = self._redis.lock(self._key(key) + ":lock", self._lock_ttl)
-        taken = await self._redis.run("taking a lock", lock.acquire(blocking=False))
-        return _HeldLock(self._redis, lock) if taken else None
+        lock = RedisLock(self._redis, self._locks, self._key(key) + ":lock", self._lock_ttl)
+        return _HeldLock(lock) if await lock.acquire("taking a lock") else None
 
     def __repr__(self) -> str:
         return f"RedisShare.tokens(prefix={self._prefix!r})"

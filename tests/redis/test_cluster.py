@@ -53,18 +53,16 @@ async def cluster_client(redis_cluster: RedisClusterNodes) -> AsyncIterator[Make
             await client.aclose()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17: RedisShare(client=RedisCluster(...)) is a TypeError")
 async def test_a_cluster_client_is_accepted(cluster_client: MakeCluster, key_prefix: str) -> None:
     """RedisShare(client=RedisCluster(...)) is accepted, and reads through the cluster."""
-    async with RedisShare(client=cluster_client(), prefix=key_prefix) as share:  # type: ignore[arg-type]
+    async with RedisShare(client=cluster_client(), prefix=key_prefix) as share:
         assert await share.tokens.load("anything") is None
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17: RedisShare has no URL form for a cluster (cluster=True)")
 async def test_a_cluster_url_reaches_the_cluster(redis_cluster: RedisClusterNodes, key_prefix: str) -> None:
     """RedisShare(url_of_one_node, cluster=True) finds the cluster: two clients share one CCG token through it."""
     fake = FakeBox()
-    async with fake.serve() as url, RedisShare(redis_cluster.url, cluster=True, prefix=key_prefix) as share:  # type: ignore[call-arg]
+    async with fake.serve() as url, RedisShare(redis_cluster.url, cluster=True, prefix=key_prefix) as share:
         for auth in (ccg(fake), ccg(fake)):
             async with BoxClient(auth, base_url=url, rate_limit=None, shared=share) as client:
                 await terminate(client)
@@ -72,7 +70,6 @@ async def test_a_cluster_url_reaches_the_cluster(redis_cluster: RedisClusterNode
     assert redis_cluster.keys(f"*{key_prefix}*")  # the token went to the cluster
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17: a RedisCluster client is refused; its pacing scripts cross slots")
 async def test_four_clients_through_a_cluster_share_one_token_and_one_pace(
     cluster_client: MakeCluster, key_prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -84,7 +81,7 @@ async def test_four_clients_through_a_cluster_share_one_token_and_one_pace(
     fake = FakeBox(rate_limit=RATE, integer_retry_after=False)
     ids_per_client = 12
     async with fake.serve() as url:
-        shares = [RedisShare(client=cluster_client(), prefix=key_prefix) for _ in range(CLIENTS)]  # type: ignore[arg-type]
+        shares = [RedisShare(client=cluster_client(), prefix=key_prefix) for _ in range(CLIENTS)]
         clients = [
             BoxClient(ccg(fake), base_url=url, rate_limit=RateLimit(requests_per_minute=RATE), shared=share)
             for share in shares
@@ -106,11 +103,10 @@ async def test_four_clients_through_a_cluster_share_one_token_and_one_pace(
     assert warnings_of(caplog) == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17: a RedisCluster client is refused (TypeError)")
 async def test_oauth2_through_a_cluster_refreshes_once(cluster_client: MakeCluster, key_prefix: str) -> None:
     """Four OAuth 2.0 clients of one user, each with a share of the cluster, needing a token at once: one refresh."""
     fake = FakeBox()
-    shares = [RedisShare(client=cluster_client(), prefix=key_prefix) for _ in range(CLIENTS)]  # type: ignore[arg-type]
+    shares = [RedisShare(client=cluster_client(), prefix=key_prefix) for _ in range(CLIENTS)]
     await shares[0].token_store("user-42").save(OAuth2Tokens(refresh_token=fake.issue_refresh_token()))
     async with fake.serve() as url:
         clients = [
@@ -136,7 +132,6 @@ def _keys_of(command: list[str]) -> list[str]:
     return command[1:2]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17: pacing:<d> and its :holes, and each lock and its key, cross slots")
 async def test_every_key_a_script_or_a_lock_touches_shares_a_hash_slot(
     redis_server: RedisServer, key_prefix: str
 ) -> None:

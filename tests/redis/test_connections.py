@@ -32,11 +32,6 @@ def connections_received(server: RedisServer) -> int:
     return int(server.info("stats")["total_connections_received"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=f"issue 17: a share opens a Redis connection per batch in flight; {POOL_LIMIT} is the documented "
-    "default this test chooses for the bounded pool",
-)
 async def test_a_share_opens_at_most_8_connections_under_16_batches_in_flight(redis_server: RedisServer) -> None:
     """A paced bulk job with 16 batches in flight opens at most `POOL_LIMIT` Redis connections through its share."""
     fake = FakeBox(latency=0.01)  # answers take a little while: the batches really are in flight together
@@ -55,7 +50,6 @@ async def test_a_share_opens_at_most_8_connections_under_16_batches_in_flight(re
     assert 1 <= opened <= POOL_LIMIT
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17: RedisShare(client=) refuses valkey.asyncio.Valkey (isinstance check)")
 async def test_a_valkey_client_is_accepted(redis_server: RedisServer, caplog: pytest.LogCaptureFixture) -> None:
     """RedisShare(client=valkey.asyncio.Valkey(...)): two paced CCG clients share one token through it, no WARNING."""
     valkey = pytest.importorskip("valkey.asyncio")

@@ -68,9 +68,6 @@ def bulk_job(fake: FakeBox) -> Run[tuple[int, list[str]]]:
     return job
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 17: each id of the second run fails with RuntimeError('Event loop is closed')"
-)
 def test_one_share_serves_a_bulk_job_in_each_of_two_asyncio_runs(redis_server: RedisServer) -> None:
     """Two asyncio.run calls, one paced bulk job each, one share: every id of both runs is terminated."""
     fake = FakeBox()
@@ -80,7 +77,6 @@ def test_one_share_serves_a_bulk_job_in_each_of_two_asyncio_runs(redis_server: R
     assert fake.terminated_count == 2 * len(IDS)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17: a single call in the second asyncio.run raises a bare RuntimeError")
 def test_a_single_call_in_a_second_asyncio_run_is_not_a_runtime_error(redis_server: RedisServer) -> None:
     """A CCG call in a second asyncio.run through the same share succeeds (the share's failure is never the call's)."""
     fake = FakeBox(token_lifetime=60)
@@ -95,7 +91,6 @@ def test_a_single_call_in_a_second_asyncio_run_is_not_a_runtime_error(redis_serv
     assert in_runs(redis_server.url, one_call("1"), one_call("2")) == ["ok", "ok"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17: the OAuth 2.0 lock in a second asyncio.run raises bare RuntimeError")
 def test_an_oauth2_refresh_in_a_second_asyncio_run_ends_as_promised(redis_server: RedisServer) -> None:
     """An OAuth 2.0 refresh in a second asyncio.run: it succeeds or is the documented token_store_unavailable."""
     fake = FakeBox()

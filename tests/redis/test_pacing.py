@@ -30,7 +30,8 @@ from box_sessions import (
     SharedStateError,
     SystemClock,
 )
-from box_sessions._pacing import RETRY_SHARE, FallbackPacingState, Pacer
+from box_sessions._pacing import FallbackPacingState, Pacer
+from box_sessions._shared import RETRY_SHARE
 from box_sessions.redis import RedisShare
 from box_sessions.redis._pacing import IDLE_TTL
 from box_sessions.testing import FakeBox, FakeClock
@@ -139,7 +140,7 @@ async def test_a_redis_that_fails_is_replaced_by_own_pacing_and_taken_back(
         back = await reserve(state)
         assert not state.health.failing
         assert back.wait == 0.0  # a fresh Redis: its schedule starts now
-    messages = [(r.levelno, r.getMessage()) for r in caplog.records if "shared pacing" in r.getMessage()]
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records if "The share" in r.getMessage()]
     assert [level for level, _ in messages] == [logging.WARNING, logging.INFO]
 
 
@@ -170,7 +171,7 @@ async def test_while_redis_is_down_rate_and_cooldown_are_this_processs(
         refusal = await state.reserve(interval=INTERVAL, burst=1, epoch=1, max_wait=1.0, max_cooldown=None)
         assert isinstance(refusal, Refusal)
         assert refusal.wait == 2.0
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "shared pacing" in r.getMessage()]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "The share failed" in r.getMessage()]
     assert len(warnings) == 1
 
 

@@ -34,11 +34,6 @@ pytestmark = pytest.mark.redis
 DUE = 3600.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 17: the save runs on a connection opened before the restart (SharedStateError: Connection "
-    "closed by server); the pair is lost with the process, the next one sends a spent refresh token",
-)
 @pytest.mark.parametrize("appendonly", [True, False], ids=["appendonly", "no-persistence"])
 async def test_a_restart_during_a_refresh_loses_no_pair(start_redis: StartRedis, appendonly: bool) -> None:
     """kill -9 and restart while Box holds the refresh's answer: the call ends as promised, the next process goes on."""

@@ -71,8 +71,8 @@ def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 def answers_again(caplog: pytest.LogCaptureFixture) -> list[str]:
-    """The ``box_sessions`` lines saying the share answers again (tokens or pacing)."""
-    return [message for message in box_log(caplog, logging.INFO) if "answers again" in message]
+    """The ``box_sessions`` lines saying the share is back (it "takes writes again", or "answers again")."""
+    return [m for m in box_log(caplog, logging.INFO) if "answers again" in m or "takes writes again" in m]
 
 
 class HeldRefresh:
