@@ -1,4 +1,4 @@
-"""Running the box-sessions command as a real process, for the command-line tests (``test_cli*.py``)."""
+"""Running the box-sessions command as a real process, for the command-line tests (``tests/cli/``) and others."""
 
 from __future__ import annotations
 

@@ -10,8 +10,8 @@ import redis.asyncio as aioredis
 
 from box_sessions.testing import FakeBox
 
-from .cli_process import run
-from .redis_server import RedisServer
+from ..cli_process import run
+from ..redis_server import RedisServer
 
 
 def ccg_env(fake: FakeBox, **extra: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from box_sessions.testing import FakeBox
 
-from .cli_process import DEV, run, write
+from ..cli_process import DEV, run, write
 
 
 async def test_summary_names_each_failure_reason_with_a_sample_message() -> None:

@@ -25,7 +25,7 @@ from box_sessions._cli import main
 from box_sessions._cli._progress import ProgressDisplay
 from box_sessions.testing import FakeBox
 
-from .cli_process import DEV, run, start, write
+from ..cli_process import DEV, run, start, write
 
 
 async def test_version() -> None:
