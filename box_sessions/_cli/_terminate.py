@@ -210,8 +210,10 @@ def cmd_terminate(args: argparse.Namespace) -> int:
         if args.journal:
             assert inputs.digest is not None  # noqa: S101 - with a journal, stdin is spooled and hashed too
             job = JobIdentity(inputs=inputs.digest, base_url=base_url, credentials=credentials.subject)
-            journal = opened.enter_context(contextlib.closing(Journal(args.journal, job)))
-        report = opened.enter_context(contextlib.closing(ReportFile(args.report))) if args.report else None
+            journal = opened.enter_context(contextlib.closing(Journal(args.journal, job, err=sys.stderr)))
+        report = (
+            opened.enter_context(contextlib.closing(ReportFile(args.report, err=sys.stderr))) if args.report else None
+        )
         share = _redis_share(args.redis, os.environ)
         client = BoxClient(credentials.auth, base_url=base_url, rate_limit=_rate_limit(args.rate), shared=share)
 
