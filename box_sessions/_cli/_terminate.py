@@ -23,6 +23,7 @@ from ._credentials import credentials_from_env
 from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE, INTERRUPTED, UsageError
 from ._inputs import Inputs
 from ._journal import JobIdentity, Journal
+from ._outputs import check_outputs
 from ._progress import ProgressDisplay
 from ._report_file import ReportFile
 from ._signals import sigterm_raises, until_signal
@@ -196,10 +197,11 @@ def _redis_share(option: str | None, environ: Mapping[str, str]) -> RedisShare |
 def cmd_terminate(args: argparse.Namespace) -> int:
     """The ``terminate`` command: exit 0 when every input is terminated, 1 when some failed.
 
-    Everything a user can get wrong (inputs, credentials, base URL, journal, report file) is
-    checked before the first request. Whatever it opened is closed on every way out, a usage
-    error found after opening it included.
+    Everything a user can get wrong (inputs, credentials, base URL, journal, report file, a report
+    or journal naming a file the job reads) is checked before the first request. Whatever it
+    opened is closed on every way out, a usage error found after opening it included.
     """
+    check_outputs(args)
     with sigterm_raises(), contextlib.ExitStack() as opened:
         inputs = opened.enter_context(contextlib.closing(Inputs.from_args(args, spool_stdin=bool(args.journal))))
         if args.dry_run:
