@@ -8,7 +8,6 @@ Secrets come from the environment only, never from flags.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
@@ -68,11 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-concurrency", type=positive_int, default=DEFAULT_MAX_CONCURRENCY, help="batches in flight (16)"
     )
     term.add_argument("--rate", type=non_negative, metavar="PER_MINUTE", help="requests a minute (1000; 0: no pacing)")
-    term.add_argument(
-        "--base-url",
-        default=os.environ.get("BOX_BASE_URL", "").strip() or DEFAULT_BASE_URL,
-        help=f"API host (BOX_BASE_URL, else {DEFAULT_BASE_URL})",
-    )
+    term.add_argument("--base-url", metavar="URL", help=f"API host (default: BOX_BASE_URL, else {DEFAULT_BASE_URL})")
     term.add_argument(
         "--redis",
         metavar="URL",

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
-from .._client import DEFAULT_RATE_LIMIT, BoxClient
+from .._client import DEFAULT_BASE_URL, DEFAULT_RATE_LIMIT, BoxClient
 from .._errors import AuthenticationError
 from .._termination import Batcher, Failure, Field
 from .._transport import RateLimit
@@ -154,10 +154,21 @@ async def _dry_run(inputs: Inputs, batch_size: int, out: TextIO, *, as_json: boo
     return EXIT_FAILED if invalid else EXIT_OK
 
 
-def _base_url(text: str) -> str:
-    """The API host, checked as the client checks it, in the one spelling a journal records."""
+def _base_url(option: str | None, environ: Mapping[str, str]) -> str:
+    """The API host from ``--base-url``, else ``BOX_BASE_URL``, else Box's: checked as the client checks
+    it, in the one spelling a journal records.
+
+    Raises:
+        UsageError: the URL is not https (nor http to a loopback host); the message names where it came from.
+    """
+    if option is not None:  # even empty: an unset variable in `--base-url "$URL"` must not mean Box itself
+        url, name = option, "--base-url"
+    else:
+        url, name = environ.get("BOX_BASE_URL", "").strip(), "BOX_BASE_URL"
+        if not url:
+            return DEFAULT_BASE_URL
     try:
-        return str(check_secure_url(text, "--base-url")).rstrip("/")
+        return str(check_secure_url(url, name)).rstrip("/")
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from None
 
@@ -207,7 +218,7 @@ def cmd_terminate(args: argparse.Namespace) -> int:
         if args.dry_run:
             return asyncio.run(_dry_run(inputs, args.batch_size, sys.stdout, as_json=args.json))
         credentials = credentials_from_env(os.environ)
-        base_url = _base_url(args.base_url)
+        base_url = _base_url(args.base_url, os.environ)
         journal = None
         if args.journal:
             assert inputs.digest is not None  # noqa: S101 - with a journal, stdin is spooled and hashed too
