@@ -198,7 +198,10 @@ def _redis_share(option: str | None, environ: Mapping[str, str]) -> RedisShare |
     try:
         from ..redis import RedisShare  # noqa: PLC0415 - the redis extra is needed only with a share
     except ImportError:
-        raise UsageError(f"{name} needs the redis extra: pip install 'box-sessions[redis]'") from None
+        raise UsageError(
+            f'{name} needs the redis extra: from a checkout, pip install ".[redis]"; '
+            'pip install "box-sessions[redis]" once the package is published'
+        ) from None
     try:
         return RedisShare(url)
     except (TypeError, ValueError) as exc:
