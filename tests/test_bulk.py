@@ -383,9 +383,9 @@ async def test_report_str_and_json(respx_mock: respx.MockRouter, client: BoxClie
     )
     report = await client.session_termination.terminate(user_ids=["1", "9", "9"], user_logins=["bad"])
     text = str(report)
-    assert text.startswith("Terminated 1 of 3 distinct inputs (1 user ids, 0 logins, 0 groups); 2 failed")
+    assert text.startswith("Terminated 1 of 3 distinct inputs (1 user id, 0 logins, 0 groups); 2 failed")
     assert "1 NotFoundError" in text
-    assert "1 duplicates dropped" in text
+    assert "1 duplicate dropped. 3 requests" in text
     data = json.loads(json.dumps(report.to_dict()))
     assert data["terminated"]["user_ids"] == ["1"]
     assert {f["value"] for f in data["failed"]} == {"9", "bad"}

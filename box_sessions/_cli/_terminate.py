@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from .._client import DEFAULT_BASE_URL, DEFAULT_RATE_LIMIT, BoxClient
 from .._errors import AuthenticationError
 from .._termination import Batcher, Failure, Field
+from .._termination._report import counted
 from .._transport import RateLimit
 from .._validation import check_secure_url
 from ._credentials import credentials_from_env
@@ -148,8 +149,8 @@ async def _dry_run(inputs: Inputs, batch_size: int, out: TextIO, *, as_json: boo
         out.write(json.dumps({"dry_run": True, "ok": not invalid, **counts}) + "\n")
     else:
         out.write(
-            f"Dry run: {batches:,} batches, {ids:,} ids, {invalid:,} invalid, {job.duplicates:,} duplicates; "
-            "nothing sent.\n"
+            f"Dry run: {counted(batches, 'batch', 'batches')}, {counted(ids, 'id')}, {invalid:,} invalid, "
+            f"{counted(job.duplicates, 'duplicate')}; nothing sent.\n"
         )
     return EXIT_FAILED if invalid else EXIT_OK
 

@@ -162,7 +162,7 @@ async def test_dry_run_sends_nothing(tmp_path: Path) -> None:
     ]
     assert batches[-1]["endpoint"] == "/2.0/groups/terminate_sessions"
     assert any('"invalid"' in line and '"bad"' in line for line in lines)
-    assert lines[-1] == "Dry run: 4 batches, 8 ids, 1 invalid, 1 duplicates; nothing sent."
+    assert lines[-1] == "Dry run: 4 batches, 8 ids, 1 invalid, 1 duplicate; nothing sent."
     assert code == 1  # one input is invalid
 
 
