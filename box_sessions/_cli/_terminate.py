@@ -127,7 +127,12 @@ def exit_status(summary: Summary) -> int:
     return EXIT_OK if summary.ok else EXIT_FAILED
 
 
-async def _dry_run(inputs: Inputs, batch_size: int, out: TextIO, *, as_json: bool) -> int:
+async def _dry_run(inputs: Inputs, batch_size: int, out: TextIO, err: TextIO, *, as_json: bool) -> int:
+    """Print each batch a job would send, and each invalid input, as JSON lines on ``out``; send nothing.
+
+    ``out`` holds nothing but JSON lines (``jq`` reads it): the summary goes to ``err``, unless
+    ``as_json`` makes it one more JSON object, the last line of ``out``.
+    """
     job = Batcher(
         user_ids=inputs.sources.get("user_ids"),
         user_logins=inputs.sources.get("user_logins"),
@@ -148,7 +153,7 @@ async def _dry_run(inputs: Inputs, batch_size: int, out: TextIO, *, as_json: boo
         counts = {"batches": batches, "ids": ids, "invalid": invalid, "duplicates": job.duplicates}
         out.write(json.dumps({"dry_run": True, "ok": not invalid, **counts}) + "\n")
     else:
-        out.write(
+        err.write(
             f"Dry run: {counted(batches, 'batch', 'batches')}, {counted(ids, 'id')}, {invalid:,} invalid, "
             f"{counted(job.duplicates, 'duplicate')}; nothing sent.\n"
         )
@@ -220,7 +225,7 @@ def cmd_terminate(args: argparse.Namespace) -> int:
     with sigterm_raises(), contextlib.ExitStack() as opened:
         inputs = opened.enter_context(contextlib.closing(Inputs.from_args(args, spool_stdin=bool(args.journal))))
         if args.dry_run:
-            return asyncio.run(_dry_run(inputs, args.batch_size, sys.stdout, as_json=args.json))
+            return asyncio.run(_dry_run(inputs, args.batch_size, sys.stdout, sys.stderr, as_json=args.json))
         credentials = credentials_from_env(os.environ)
         base_url = _base_url(args.base_url, os.environ)
         journal = None

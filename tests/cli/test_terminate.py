@@ -148,24 +148,6 @@ async def test_report_file_and_exit_1_when_some_fail(tmp_path: Path) -> None:
     assert "2 failed (1 NotFoundError, 1 invalid input)" in out
 
 
-async def test_dry_run_sends_nothing(tmp_path: Path) -> None:
-    """--dry-run prints the batches, needs no credentials and sends nothing."""
-    ids = write(tmp_path / "ids.txt", [*range(1, 8), 3, "bad"])
-    code, out, _ = await run(["terminate", "--user-ids", ids, "--group-id", "9", "--batch-size", "3", "--dry-run"])
-    lines = out.splitlines()
-    batches = [json.loads(line) for line in lines if line.startswith('{"batch"')]
-    assert [b["body"] for b in batches] == [
-        {"user_ids": ["1", "2", "3"], "user_logins": []},
-        {"user_ids": ["4", "5", "6"], "user_logins": []},
-        {"user_ids": ["7"], "user_logins": []},
-        {"group_ids": ["9"]},
-    ]
-    assert batches[-1]["endpoint"] == "/2.0/groups/terminate_sessions"
-    assert any('"invalid"' in line and '"bad"' in line for line in lines)
-    assert lines[-1] == "Dry run: 4 batches, 8 ids, 1 invalid, 1 duplicate; nothing sent."
-    assert code == 1  # one input is invalid
-
-
 async def test_ccg_credentials_from_environment() -> None:
     """BOX_CLIENT_ID, BOX_CLIENT_SECRET and BOX_ENTERPRISE_ID authenticate with CCG."""
     fake = FakeBox()
