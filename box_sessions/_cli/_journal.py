@@ -131,9 +131,10 @@ class Journal:
             for name in (path, *(f"{path}{suffix}" for suffix in _SIDE_FILES)):
                 narrow(name, option="--journal", err=err)  # before the first write, and only once it is this job's
             self._run = _start(self._db, job)
-            self._resuming = (
-                self._db.execute("SELECT 1 FROM outcomes WHERE status = 'terminated' LIMIT 1").fetchone() is not None
-            )
+            self.earlier: int = self._db.execute(
+                "SELECT COUNT(*) FROM outcomes WHERE status = 'terminated' AND run < ?", (self._run,)
+            ).fetchone()[0]
+            """Distinct values earlier runs terminated, when this run began."""
         except (sqlite3.Error, OSError) as exc:
             self._db.close()
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
@@ -146,10 +147,6 @@ class Journal:
         self.skipped_duplicates = 0
         """Repeats of skipped values, dropped as duplicates."""
         self._seen: collections.defaultdict[str, SeenSet] = collections.defaultdict(SeenSet)
-
-    def skipped_values(self) -> int:
-        """Values skipped so far, repeats included."""
-        return self.skipped.total() + self.skipped_duplicates
 
     def _done_before(self, field: str, value: str) -> bool:
         try:
@@ -164,7 +161,7 @@ class Journal:
     def skip_done(self, field: str, values: Iterable[object], on_skip: Callable[[str, str], None]) -> Iterator[object]:
         """``values`` without those an earlier run terminated; ``on_skip`` is told of each one, once."""
         for value in values:
-            if not (self._resuming and isinstance(value, str) and self._done_before(field, value)):
+            if not (self.earlier and isinstance(value, str) and self._done_before(field, value)):
                 yield value
             elif self._seen[field].add(value, numeric=field != "user_logins"):
                 self.skipped[field] += 1

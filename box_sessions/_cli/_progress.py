@@ -1,12 +1,15 @@
-"""The progress display on stderr: a bar redrawn on a terminal, plain periodic lines otherwise."""
+"""The progress display on stderr: a bar redrawn on a terminal, plain periodic lines otherwise.
+
+The bar shows the `Summary`'s counts, so that it and the summary at the end count alike.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import TextIO
 
 from .._termination import Progress
+from ._summary import Summary
 
 _NOTHING_YET = Progress(terminated=0, failed=0, sent=0, read=0, duplicates=0)
 
@@ -16,26 +19,20 @@ class ProgressDisplay:
 
     Args:
         stream: Where to draw.
-        total: How many values the inputs hold, when known: the bar's 100%.
-        skipped: How many values (repeats included) a journal has let the job skip so far.
+        summary: The job's counts: its ``total`` is the bar's 100%.
         interval: Seconds between plain lines when ``stream`` is not a terminal.
     """
 
-    def __init__(
-        self, stream: TextIO, total: int | None, *, skipped: Callable[[], int] = lambda: 0, interval: float = 2.0
-    ) -> None:
+    def __init__(self, stream: TextIO, summary: Summary, *, interval: float = 2.0) -> None:
         self._stream = stream
-        self._total = total
+        self._summary = summary
         self._tty = stream.isatty()
         self._interval = interval
         self._started = time.monotonic()
         self._last_drawn = 0.0
-        self._progress = _NOTHING_YET
-        self._skipped = skipped
 
-    def __call__(self, progress: Progress) -> None:
-        """Take the job's counts after a batch; redraw when it is time."""
-        self._progress = progress
+    def __call__(self, _progress: Progress) -> None:
+        """Redraw when it is time, after a batch (the summary has taken its counts already)."""
         self._draw(force=False)
 
     def tick(self) -> None:
@@ -47,23 +44,24 @@ class ProgressDisplay:
         if not (force or self._tty) and now - self._last_drawn < self._interval:
             return
         self._last_drawn = now
-        self._stream.write(self.render(self._progress, now - self._started) + ("\r" if self._tty else "\n"))
+        self._stream.write(self.render(self._summary, now - self._started) + ("\r" if self._tty else "\n"))
         self._stream.flush()
 
-    def render(self, p: Progress, elapsed: float) -> str:
+    def render(self, summary: Summary, elapsed: float) -> str:
         """One line: done of total with a bar and ETA when the total is known, rate, 429s and retries."""
-        skipped = self._skipped()
-        done = p.terminated + p.failed + p.duplicates + skipped  # the total counts every input value
+        p = summary.last or _NOTHING_YET
+        skipped = sum(summary.skipped.values())
+        done, total = summary.accounted, summary.total
         rate = p.terminated / elapsed if elapsed > 0 else 0.0
         parts = [f"terminated {p.terminated:,}", f"failed {p.failed:,}", f"{rate:,.0f} ids/s"]
         if skipped:
             parts.insert(1, f"skipped (journal) {skipped:,}")
-        if self._total is not None:
-            share = min(1.0, done / self._total) if self._total else 1.0
+        if total is not None:
+            share = min(1.0, done / total) if total else 1.0
             bar = "#" * int(share * 24)
-            eta = (self._total - done) / rate if rate > 0 else float("inf")
+            eta = (total - done) / rate if rate > 0 else float("inf")
             eta_text = f"ETA {eta:,.0f} s" if eta != float("inf") else "ETA -"
-            parts = [f"[{bar:<24}] {done:,}/{self._total:,}", *parts, eta_text]
+            parts = [f"[{bar:<24}] {done:,}/{total:,}", *parts, eta_text]
         parts.append(f"429s {p.rate_limited:,}, retries {p.retries:,}")
         return " | ".join(parts)
 

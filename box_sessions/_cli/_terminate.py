@@ -10,18 +10,18 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
 from .._client import DEFAULT_BASE_URL, DEFAULT_RATE_LIMIT, BoxClient
 from .._errors import AuthenticationError
-from .._termination import Batcher, Failure, Field
+from .._termination import Batcher, Failure
 from .._termination._report import counted
 from .._transport import RateLimit
 from .._validation import check_secure_url
 from ._credentials import credentials_from_env
-from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE, INTERRUPTED, UsageError
+from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 from ._inputs import Inputs
 from ._journal import JobIdentity, Journal
 from ._outputs import check_outputs
@@ -52,12 +52,12 @@ async def run_job(
     completed is recorded) and is returned as the summary's ``signal``; so is a journal or report
     that cannot be written any more, as its ``output_error``.
     """
-    sources: dict[Field, Iterable[object]] = dict(inputs.sources)
-    display = ProgressDisplay(err, inputs.total, skipped=journal.skipped_values if journal else lambda: 0)
+    summary = Summary(total=inputs.total, journal=journal)
+    display = ProgressDisplay(err, summary)
+    sources = {field: _counted(values, summary) for field, values in inputs.sources.items()}
     if journal is not None:
         on_skip = _on_skip(report, display)
         sources = {field: journal.skip_done(field, values, on_skip) for field, values in sources.items()}
-    summary = Summary()
     started = time.monotonic()
     results = client.session_termination.iter_terminate(
         user_ids=sources.get("user_ids"),
@@ -86,9 +86,14 @@ async def run_job(
     finally:
         display.finish()
         summary.elapsed = time.monotonic() - started
-        if journal is not None:
-            summary.skipped, summary.skipped_duplicates = journal.skipped.copy(), journal.skipped_duplicates
     return summary
+
+
+def _counted(values: Iterable[object], summary: Summary) -> Iterator[object]:
+    """``values``, counted in ``summary.read`` as the job reads them: where a stopped job left its input."""
+    for value in values:
+        summary.read += 1
+        yield value
 
 
 def _on_skip(report: ReportFile | None, display: ProgressDisplay) -> Callable[[str, str], None]:
@@ -106,8 +111,8 @@ def print_summary(summary: Summary, out: TextIO, err: TextIO, *, as_json: bool =
     """The summary on ``out``, as a paragraph or as one JSON object; why the job stopped early on ``err``."""
     out.write((json.dumps(summary.to_json()) if as_json else summary.text()) + "\n")
     out.flush()
-    if summary.signal is not None:
-        err.write(f"box-sessions: {INTERRUPTED.format(signal.Signals(summary.signal).name)}\n")
+    if summary.signal is not None:  # the summary says what was not reached and how to finish
+        err.write(f"box-sessions: interrupted by {signal.Signals(summary.signal).name}\n")
     elif isinstance(summary.stopped_by, AuthenticationError):
         err.write(
             f"box-sessions: Box refused the credentials ({summary.stopped_by}); check BOX_DEVELOPER_TOKEN or "

@@ -20,9 +20,8 @@ from typing import Any
 
 import pytest
 
-from box_sessions import Progress, __version__
+from box_sessions import __version__
 from box_sessions._cli import main
-from box_sessions._cli._progress import ProgressDisplay
 from box_sessions.testing import FakeBox
 
 from ..cli_process import DEV, run, start, write
@@ -193,27 +192,6 @@ async def test_batch_size_concurrency_and_rate_options() -> None:
     assert [len(r.body["user_ids"]) for r in fake.api_requests()] == [6, 6, 6, 2]
 
 
-def test_progress_bar_on_a_terminal() -> None:
-    """On a terminal the progress is one line redrawn with a bar, rate, ETA and 429s."""
-
-    class Terminal(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
-    screen = Terminal()
-    display = ProgressDisplay(screen, total=200)
-    display(Progress(terminated=50, failed=0, sent=50, read=50, duplicates=0, rate_limited=2))
-    display.finish()
-    text = screen.getvalue()
-    assert text.endswith("\r\n")
-    assert "[######                  ] 50/200" in text
-    assert "ETA" in text
-    assert "429s 2" in text
-    line = display.render(Progress(100, 0, 100, 100, 0), elapsed=10.0)
-    assert "10 ids/s" in line
-    assert "ETA 10 s" in line
-
-
 async def test_journal_resume_after_kill(tmp_path: Path) -> None:
     """Killed mid-job and rerun: every id ends terminated and no batch the journal recorded is sent again."""
     fake = FakeBox(latency=0.05)
@@ -247,8 +225,8 @@ async def test_journal_resume_after_kill(tmp_path: Path) -> None:
     resent = {v for r in second_run for v in r.body["user_ids"]} & done
     assert resent == set()
     assert set(fake.terminated["user_ids"]) == set(ids)
-    assert f"{len(done):,} more already terminated by an earlier run of this job (journal)" in out
-    assert f"{len(ids):,} terminated in all" in out
+    assert f"earlier runs terminated {len(done):,} of them (journal)" in out
+    assert f"Earlier runs and this one terminated {len(ids):,} distinct inputs in all." in out
 
 
 async def test_fake_server_command(tmp_path: Path) -> None:
