@@ -1,10 +1,14 @@
 """The progress display on stderr: a bar redrawn on a terminal, plain periodic lines otherwise.
 
-The bar shows the `Summary`'s counts, so that it and the summary at the end count alike.
+The bar shows the `Summary`'s counts, so that it and the summary at the end count alike. On a
+terminal each redraw returns to the start of the row with a carriage return and blanks what is
+left of a longer line before it; it is cut to the terminal's width, since a line that wraps onto
+a second row cannot be redrawn from the start of the first.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TextIO
 
@@ -12,6 +16,14 @@ from .._termination import Progress
 from ._summary import Summary
 
 _NOTHING_YET = Progress(terminated=0, failed=0, sent=0, read=0, duplicates=0)
+
+
+def _columns(stream: TextIO) -> int | None:
+    """The width of the terminal ``stream`` writes to; ``None`` when it has none to tell."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or None
+    except (OSError, ValueError):  # no file descriptor (io.UnsupportedOperation is both), or not a terminal
+        return None
 
 
 class ProgressDisplay:
@@ -30,6 +42,7 @@ class ProgressDisplay:
         self._interval = interval
         self._started = time.monotonic()
         self._last_drawn = 0.0
+        self._shown = 0  # characters of the line on the screen now
 
     def __call__(self, _progress: Progress) -> None:
         """Redraw when it is time, after a batch (the summary has taken its counts already)."""
@@ -44,7 +57,15 @@ class ProgressDisplay:
         if not (force or self._tty) and now - self._last_drawn < self._interval:
             return
         self._last_drawn = now
-        self._stream.write(self.render(self._summary, now - self._started) + ("\r" if self._tty else "\n"))
+        line = self.render(self._summary, now - self._started)
+        if self._tty:
+            columns = _columns(self._stream)
+            if columns is not None:
+                line = line[: columns - 1]  # the last column would wrap on some terminals
+            self._stream.write("\r" + line.ljust(self._shown))  # blanks what a longer line left
+            self._shown = len(line)
+        else:
+            self._stream.write(line + "\n")
         self._stream.flush()
 
     def render(self, summary: Summary, elapsed: float) -> str:
