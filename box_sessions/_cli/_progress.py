@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 from .._termination import Progress
@@ -33,14 +34,18 @@ class ProgressDisplay:
         stream: Where to draw.
         summary: The job's counts: its ``total`` is the bar's 100%.
         interval: Seconds between plain lines when ``stream`` is not a terminal.
+        clock: Seconds, for the rate, the ETA and the interval (`time.monotonic`; tests give their own).
     """
 
-    def __init__(self, stream: TextIO, summary: Summary, *, interval: float = 2.0) -> None:
+    def __init__(
+        self, stream: TextIO, summary: Summary, *, interval: float = 2.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._stream = stream
         self._summary = summary
         self._tty = stream.isatty()
         self._interval = interval
-        self._started = time.monotonic()
+        self._clock = clock
+        self._started = clock()
         self._last_drawn = 0.0
         self._shown = 0  # characters of the line on the screen now
 
@@ -53,7 +58,7 @@ class ProgressDisplay:
         self._draw(force=False)
 
     def _draw(self, *, force: bool) -> None:
-        now = time.monotonic()
+        now = self._clock()
         if not (force or self._tty) and now - self._last_drawn < self._interval:
             return
         self._last_drawn = now
@@ -73,8 +78,8 @@ class ProgressDisplay:
         p = summary.last or _NOTHING_YET
         skipped = sum(summary.skipped.values())
         done, total = summary.accounted, summary.total
-        rate = p.terminated / elapsed if elapsed > 0 else 0.0
-        parts = [f"terminated {p.terminated:,}", f"failed {p.failed:,}", f"{rate:,.0f} ids/s"]
+        rate = summary.terminated / elapsed if elapsed > 0 else 0.0
+        parts = [f"terminated {summary.terminated:,}", f"failed {summary.tally.failed:,}", f"{rate:,.0f} ids/s"]
         if skipped:
             parts.insert(1, f"skipped (journal) {skipped:,}")
         if total is not None:

@@ -25,6 +25,13 @@ __all__ = ["Summary"]
 _NOTHING_YET = Progress(terminated=0, failed=0, sent=0, read=0, duplicates=0)
 
 
+def _later(a: Progress, b: Progress) -> Progress:
+    """The later of two snapshots of a job's counts: the larger of each, as every count only grows."""
+    return Progress(
+        **{field.name: max(getattr(a, field.name), getattr(b, field.name)) for field in attrs.fields(Progress)}
+    )
+
+
 @attrs.define
 class Summary:
     """What the command reports at the end, folded in from the streamed batch results as they come.
@@ -53,10 +60,19 @@ class Summary:
     signal: int | None = None
 
     def add(self, result: BatchResult) -> None:
-        """Fold one batch's outcome in."""
+        """Fold one batch's outcome in.
+
+        Batches that complete together come in any order, so a result may carry counts older than
+        the one before it; each count only grows, so the larger of each is the later.
+        """
         self.tally.add(result)
         self.stopped_by = result.stopped_by
-        self.last = result.progress
+        self.last = result.progress if self.last is None else _later(self.last, result.progress)
+
+    @property
+    def terminated(self) -> int:
+        """Values Box accepted in this run, as the results taken so far say."""
+        return sum(self.tally.terminated.values())
 
     @property
     def skipped(self) -> collections.Counter[str]:
@@ -76,9 +92,12 @@ class Summary:
 
     @property
     def accounted(self) -> int:
-        """Input values with an outcome: terminated, failed, dropped as a repeat, or skipped by the journal."""
-        p = self.last or _NOTHING_YET
-        return p.terminated + p.failed + self.duplicates + sum(self.skipped.values())
+        """Input values with an outcome: terminated, failed, dropped as a repeat, or skipped by the journal.
+
+        Counted from the results taken, as the journal and the report record them, not from a
+        batch's counts, which include batches that completed but were not taken yet.
+        """
+        return self.terminated + self.tally.failed + self.duplicates + sum(self.skipped.values())
 
     @property
     def stopped(self) -> bool:
@@ -99,7 +118,7 @@ class Summary:
 
     def text(self) -> str:
         """The summary paragraph (why the job stopped early is written to stderr apart)."""
-        done = sum(self.tally.terminated.values())
+        done = self.terminated
         total = counted(self.total or 0, "input")
         if self.earlier and not (done or self.tally.failed or self.stopped):
             sentences = [
