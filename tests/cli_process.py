@@ -1,4 +1,4 @@
-"""Running the box-sessions command as a real process, for the command-line tests (``test_cli*.py``)."""
+"""Running the box-sessions command as a real process, for the command-line tests (``tests/cli/``) and others."""
 
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ def environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-async def start(args: Sequence[str], env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
-    """Start ``python -m box_sessions args`` with pipes for stdin, stdout and stderr."""
+async def start(
+    args: Sequence[str], env: dict[str, str] | None = None, *, umask: int = -1
+) -> asyncio.subprocess.Process:
+    """Start ``python -m box_sessions args`` with pipes for stdin, stdout and stderr (and ``umask``, if given)."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -29,14 +31,20 @@ async def start(args: Sequence[str], env: dict[str, str] | None = None) -> async
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=environment(env),
+        umask=umask,
     )
 
 
 async def run(
-    args: Sequence[str], env: dict[str, str] | None = None, stdin: str | bytes = "", timeout: float = 120
+    args: Sequence[str],
+    env: dict[str, str] | None = None,
+    stdin: str | bytes = "",
+    timeout: float = 120,
+    *,
+    umask: int = -1,
 ) -> tuple[int, str, str]:
     """Run the command to its end; return its exit status, stdout and stderr."""
-    proc = await start(args, env)
+    proc = await start(args, env, umask=umask)
     data = stdin.encode() if isinstance(stdin, str) else stdin
     out, err = await asyncio.wait_for(proc.communicate(data), timeout)
     assert proc.returncode is not None

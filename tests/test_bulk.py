@@ -383,9 +383,9 @@ async def test_report_str_and_json(respx_mock: respx.MockRouter, client: BoxClie
     )
     report = await client.session_termination.terminate(user_ids=["1", "9", "9"], user_logins=["bad"])
     text = str(report)
-    assert text.startswith("Terminated 1 of 3 distinct inputs (1 user ids, 0 logins, 0 groups); 2 failed")
+    assert text.startswith("Terminated 1 of 3 distinct inputs (1 user id, 0 logins, 0 groups); 2 failed")
     assert "1 NotFoundError" in text
-    assert "1 duplicates dropped" in text
+    assert "1 duplicate dropped. 3 requests" in text
     data = json.loads(json.dumps(report.to_dict()))
     assert data["terminated"]["user_ids"] == ["1"]
     assert {f["value"] for f in data["failed"]} == {"9", "bad"}
@@ -420,3 +420,18 @@ def test_seen_set_is_exact_across_merges() -> None:
     assert not seen.add("007", numeric=True)
     assert seen.add("a@example.com", numeric=False)
     assert not seen.add("a@example.com", numeric=False)
+
+
+def test_seen_set_merges_copy_ids_in_number_linear_in_its_size() -> None:
+    """Adding n ids copies at most 32 n ids in all its merges: a job's de-duplication is linear, not quadratic."""
+    from box_sessions._termination._seen import SeenSet  # noqa: PLC0415 - a private helper, tested directly
+
+    seen = SeenSet()
+    seen.MERGE_EVERY = 100  # the real threshold, scaled down with the job
+    n, copied, merges, current = 100_000, 0, 0, seen._sorted
+    for i in range(n):
+        seen.add(str(i * 7919 % 1_000_003), numeric=True)
+        if seen._sorted is not current:  # a merge built a new array of every id so far
+            current, copied, merges = seen._sorted, copied + len(seen._sorted), merges + 1
+    assert merges > 10  # the threshold was met, many times
+    assert copied <= 32 * n

@@ -3,10 +3,6 @@
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 #: Ctrl-C; SIGTERM ends the command with 128 + 15 = 143, as a shell reports a signal.
 EXIT_INTERRUPTED = 130
-#: What the command says when a signal stopped it, with the signal's name.
-INTERRUPTED = (
-    "interrupted by {}; every batch that completed is recorded. Run the same command with the same --journal to resume."
-)
 
 
 class UsageError(Exception):

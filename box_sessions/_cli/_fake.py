@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .._auth import CCGAuth
 from .._client import BoxClient
 from .._termination import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CONCURRENCY
+from .._termination._report import counted
 from .._version import __version__
 from ._arg_types import non_negative, port, positive, positive_int, share
 from ._exit import EXIT_FAILED, EXIT_OK, UsageError
@@ -188,19 +189,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     err=sys.stderr,
                 )
             print_summary(summary, out, sys.stderr)
-        counts = fake.status_counts
-        five_xx = sum(n for status, n in counts.items() if status >= 500)
-        out.write(
-            f"Absorbed on the way: {counts[429]:,} answers 429, {five_xx:,} answers 5xx, "
-            f"{fake.faults['drop']:,} dropped connections, {fake.faults['stall']:,} stalled answers "
-            "(overtaken by a second copy, or retried after the 2 s timeout); "
-            f"FakeBox recorded {fake.terminated_count:,} ids terminated, each once: "
-            f"{_each_once(fake.terminated)}.\n"
-        )
+        out.write(absorbed(fake) + "\n")
         invalid_only = summary.tally.failed == summary.tally.failure_kinds["invalid input"]
         return EXIT_OK if invalid_only else EXIT_FAILED
 
     return asyncio.run(run())
+
+
+def absorbed(fake: FakeBox) -> str:
+    """The demo's closing line: the faults the job absorbed, and whether FakeBox terminated each id once."""
+    counts = fake.status_counts
+    five_xx = sum(n for status, n in counts.items() if status >= 500)
+    return (
+        f"Absorbed on the way: {counted(counts[429], 'answer')} 429, {counted(five_xx, 'answer')} 5xx, "
+        f"{counted(fake.faults['drop'], 'dropped connection')}, {counted(fake.faults['stall'], 'stalled answer')} "
+        "(overtaken by a second copy, or retried after the 2 s timeout); "
+        f"FakeBox recorded {counted(fake.terminated_count, 'id')} terminated, each once: "
+        f"{_each_once(fake.terminated)}."
+    )
 
 
 def _each_once(terminated: Mapping[str, list[str]]) -> str:

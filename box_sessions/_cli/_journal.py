@@ -6,6 +6,10 @@ terminated by an earlier run is not sent again, so a journal reused for another 
 users of that job whom nobody signed out: running a different job against a journal is a usage
 error, found before anything is sent. So is a journal that cannot be written (a read-only file,
 a full disk): each run records its start, and commits it, before the first request.
+
+It holds the logins of the people being locked out: it is created ``0600``, and so are the side
+files SQLite makes beside it (``-journal``, ``-wal``, ``-shm``), which take the journal's mode; one an
+earlier run left wider is narrowed (see `_private`).
 """
 
 from __future__ import annotations
@@ -14,18 +18,22 @@ import collections
 import datetime
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
+from typing import TextIO
 
 import attrs
 
 from .._termination import BatchResult
 from .._termination._seen import SeenSet
 from ._exit import UsageError
+from ._private import create_private, narrow
 
 __all__ = ["JobIdentity", "Journal"]
 
 _FORMAT = "box-sessions journal 1"
 #: How a message names each part of a job's identity.
 _NAMES = {"format": "journal format", "inputs": "inputs", "base_url": "base URL", "credentials": "credentials"}
+#: The files SQLite keeps beside a database while it writes: they hold its data too.
+_SIDE_FILES = ("-journal", "-wal", "-shm")
 _SCHEMA = (
     "CREATE TABLE job (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE runs (run INTEGER PRIMARY KEY AUTOINCREMENT, started TEXT NOT NULL)",
@@ -55,30 +63,38 @@ class JobIdentity:
         return {"format": _FORMAT, "inputs": self.inputs, "base_url": self.base_url, "credentials": self.credentials}
 
 
-def _start(db: sqlite3.Connection, path: str, job: JobIdentity) -> int:
-    """Check that the journal at ``db`` is ``job``'s (or make it so, if new); record this run; return its number."""
+def _check(db: sqlite3.Connection, path: str, job: JobIdentity) -> None:
+    """Check that the database at ``db`` is ``job``'s journal, or empty; it is only read.
+
+    Raises:
+        UsageError: it is another job's journal, an older journal, or another database.
+    """
     tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if not tables:
-        with db:
-            for statement in _SCHEMA:
-                db.execute(statement)
-            db.executemany("INSERT INTO job VALUES (?, ?)", job.rows().items())
-    elif "job" not in tables:
+        return
+    if "job" not in tables:
         what = (
             "an older box-sessions journal, which does not say which job it belongs to"
             if "outcomes" in tables
             else "an SQLite database that is not a box-sessions journal"
         )
         raise UsageError(f"--journal: {path!r} is {what}; give a new journal file for this job")
-    else:
-        recorded = dict(db.execute("SELECT key, value FROM job").fetchall())
-        differ = [_NAMES[key] for key, value in job.rows().items() if recorded.get(key) != value]
-        if differ:
-            raise UsageError(
-                f"--journal: {path!r} belongs to another job (not the same {' and '.join(differ)}), and resuming "
-                "it would skip values that job terminated; give a new journal file for this job"
-            )
+    recorded = dict(db.execute("SELECT key, value FROM job").fetchall())
+    differ = [_NAMES[key] for key, value in job.rows().items() if recorded.get(key) != value]
+    if differ:
+        raise UsageError(
+            f"--journal: {path!r} belongs to another job (not the same {' and '.join(differ)}), and resuming "
+            "it would skip values that job terminated; give a new journal file for this job"
+        )
+
+
+def _start(db: sqlite3.Connection, job: JobIdentity) -> int:
+    """Make the checked journal ``job``'s (if new) and record this run; return its number."""
     with db:  # a journal that cannot be written fails here, before anything is sent
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'job'").fetchone() is None:
+            for statement in _SCHEMA:
+                db.execute(statement)
+            db.executemany("INSERT INTO job VALUES (?, ?)", job.rows().items())
         cursor = db.execute(
             "INSERT INTO runs (started) VALUES (?)", (datetime.datetime.now(datetime.timezone.utc).isoformat(),)
         )
@@ -92,27 +108,37 @@ class Journal:
     duplicates; failed values are tried again.
 
     Args:
-        path: The journal file; created if it does not exist.
+        path: The journal file; created ``0600`` if it does not exist, else narrowed to it.
         job: The job this run is; a journal of another job is refused.
+        err: Where to say that an existing file's mode was narrowed.
 
     Raises:
         UsageError: the file is not a journal, is another job's, or cannot be written.
     """
 
-    def __init__(self, path: str, job: JobIdentity) -> None:
+    def __init__(self, path: str, job: JobIdentity, *, err: TextIO) -> None:
         self._path = path
+        try:
+            create_private(path)
+        except OSError as exc:
+            raise UsageError(f"--journal: cannot use {path!r} as a journal: {exc.strerror or exc}") from None
         try:
             self._db = sqlite3.connect(path)
         except sqlite3.Error as exc:
             raise UsageError(f"--journal: cannot use {path!r} as a journal: {exc}") from None
         try:
-            self._run = _start(self._db, path, job)
-            self._resuming = (
-                self._db.execute("SELECT 1 FROM outcomes WHERE status = 'terminated' LIMIT 1").fetchone() is not None
-            )
-        except sqlite3.Error as exc:
+            _check(self._db, path, job)
+            for name in (path, *(f"{path}{suffix}" for suffix in _SIDE_FILES)):
+                narrow(name, option="--journal", err=err)  # before the first write, and only once it is this job's
+            self._run = _start(self._db, job)
+            self.earlier: int = self._db.execute(
+                "SELECT COUNT(*) FROM outcomes WHERE status = 'terminated' AND run < ?", (self._run,)
+            ).fetchone()[0]
+            """Distinct values earlier runs terminated, when this run began."""
+        except (sqlite3.Error, OSError) as exc:
             self._db.close()
-            raise UsageError(f"--journal: cannot use {path!r} as a journal: {exc}") from None
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise UsageError(f"--journal: cannot use {path!r} as a journal: {reason}") from None
         except BaseException:
             self._db.close()
             raise
@@ -121,10 +147,6 @@ class Journal:
         self.skipped_duplicates = 0
         """Repeats of skipped values, dropped as duplicates."""
         self._seen: collections.defaultdict[str, SeenSet] = collections.defaultdict(SeenSet)
-
-    def skipped_values(self) -> int:
-        """Values skipped so far, repeats included."""
-        return self.skipped.total() + self.skipped_duplicates
 
     def _done_before(self, field: str, value: str) -> bool:
         try:
@@ -139,7 +161,7 @@ class Journal:
     def skip_done(self, field: str, values: Iterable[object], on_skip: Callable[[str, str], None]) -> Iterator[object]:
         """``values`` without those an earlier run terminated; ``on_skip`` is told of each one, once."""
         for value in values:
-            if not (self._resuming and isinstance(value, str) and self._done_before(field, value)):
+            if not (self.earlier and isinstance(value, str) and self._done_before(field, value)):
                 yield value
             elif self._seen[field].add(value, numeric=field != "user_logins"):
                 self.skipped[field] += 1

@@ -8,7 +8,6 @@ Secrets come from the environment only, never from flags.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
@@ -16,7 +15,7 @@ from .._client import DEFAULT_BASE_URL
 from .._termination import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CONCURRENCY
 from .._version import __version__
 from ._arg_types import non_negative, positive_int
-from ._exit import EXIT_INTERRUPTED, EXIT_USAGE, INTERRUPTED, UsageError
+from ._exit import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 from ._fake import add_fake_commands
 from ._signals import Interrupted
 from ._terminate import cmd_terminate
@@ -68,11 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-concurrency", type=positive_int, default=DEFAULT_MAX_CONCURRENCY, help="batches in flight (16)"
     )
     term.add_argument("--rate", type=non_negative, metavar="PER_MINUTE", help="requests a minute (1000; 0: no pacing)")
-    term.add_argument(
-        "--base-url",
-        default=os.environ.get("BOX_BASE_URL", "").strip() or DEFAULT_BASE_URL,
-        help=f"API host (BOX_BASE_URL, else {DEFAULT_BASE_URL})",
-    )
+    term.add_argument("--base-url", metavar="URL", help=f"API host (default: BOX_BASE_URL, else {DEFAULT_BASE_URL})")
     term.add_argument(
         "--redis",
         metavar="URL",
@@ -101,10 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         sys.stderr.write(f"box-sessions: {exc}\n")
         return EXIT_USAGE
+    # Outside a job (reading the inputs, a dry run): there is no summary to add, and no journal to speak of.
     except KeyboardInterrupt:
-        sys.stderr.write(f"box-sessions: {INTERRUPTED.format('SIGINT')}\n")
+        sys.stderr.write("box-sessions: interrupted by SIGINT\n")
         return EXIT_INTERRUPTED
     except Interrupted as exc:
-        sys.stderr.write(f"box-sessions: {INTERRUPTED.format(exc)}\n")
+        sys.stderr.write(f"box-sessions: interrupted by {exc}\n")
         return 128 + exc.signum
     return status

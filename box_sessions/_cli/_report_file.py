@@ -1,4 +1,7 @@
-"""The report file: one JSON line per input value, written as batches complete (``-``: stdout)."""
+"""The report file: one JSON line per input value, written as batches complete (``-``: stdout).
+
+It holds the logins of the people being locked out: it is created ``0600`` (see `_private`).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +10,11 @@ import json
 import os
 import stat
 import sys
-from pathlib import Path
 from typing import Any, TextIO
 
 from .._termination import BatchResult
 from ._exit import UsageError
+from ._private import open_private
 
 __all__ = ["ReportFile"]
 
@@ -38,20 +41,23 @@ class ReportFile:
     """JSON lines, one per input value, written as batches complete.
 
     Args:
-        path: The file to write (replaced if it exists), or ``-`` for stdout.
+        path: The file to write (replaced if it exists; created ``0600``, or narrowed to it), or
+            ``-`` for stdout.
+        err: Where to say that an existing file's mode was narrowed.
 
     Raises:
-        UsageError: the file cannot be created or written (a missing folder, a full disk).
+        UsageError: the file cannot be created, narrowed or written (a missing folder, a full disk).
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, err: TextIO) -> None:
         self.path = path
         self.to_stdout = path == "-"
         if self.to_stdout:
             self._file: TextIO = sys.stdout
             return
         try:
-            self._file = Path(path).open("w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            fd = open_private(path, os.O_WRONLY | os.O_TRUNC, option="--report", err=err)
+            self._file = open(fd, "w", encoding="utf-8")  # noqa: PTH123, SIM115 - a descriptor; closed in close()
         except OSError as exc:
             raise UsageError(f"--report: cannot write {path!r}: {exc.strerror or exc}") from None
         try:

@@ -10,19 +10,21 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
-from .._client import DEFAULT_RATE_LIMIT, BoxClient
+from .._client import DEFAULT_BASE_URL, DEFAULT_RATE_LIMIT, BoxClient
 from .._errors import AuthenticationError
 from .._pacing import RateLimit
-from .._termination import Batcher, Failure, Field
+from .._termination import Batcher, Failure
+from .._termination._report import counted
 from .._validation import check_secure_url
 from ._credentials import credentials_from_env
-from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE, INTERRUPTED, UsageError
+from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 from ._inputs import Inputs
 from ._journal import JobIdentity, Journal
+from ._outputs import check_outputs
 from ._progress import ProgressDisplay
 from ._report_file import ReportFile
 from ._signals import sigterm_raises, until_signal
@@ -50,12 +52,12 @@ async def run_job(
     completed is recorded) and is returned as the summary's ``signal``; so is a journal or report
     that cannot be written any more, as its ``output_error``.
     """
-    sources: dict[Field, Iterable[object]] = dict(inputs.sources)
-    display = ProgressDisplay(err, inputs.total, skipped=journal.skipped_values if journal else lambda: 0)
+    summary = Summary(total=inputs.total, journal=journal)
+    display = ProgressDisplay(err, summary)
+    sources = {field: _counted(values, summary) for field, values in inputs.sources.items()}
     if journal is not None:
         on_skip = _on_skip(report, display)
         sources = {field: journal.skip_done(field, values, on_skip) for field, values in sources.items()}
-    summary = Summary()
     started = time.monotonic()
     results = client.session_termination.iter_terminate(
         user_ids=sources.get("user_ids"),
@@ -84,9 +86,14 @@ async def run_job(
     finally:
         display.finish()
         summary.elapsed = time.monotonic() - started
-        if journal is not None:
-            summary.skipped, summary.skipped_duplicates = journal.skipped.copy(), journal.skipped_duplicates
     return summary
+
+
+def _counted(values: Iterable[object], summary: Summary) -> Iterator[object]:
+    """``values``, counted in ``summary.read`` as the job reads them: where a stopped job left its input."""
+    for value in values:
+        summary.read += 1
+        yield value
 
 
 def _on_skip(report: ReportFile | None, display: ProgressDisplay) -> Callable[[str, str], None]:
@@ -104,8 +111,8 @@ def print_summary(summary: Summary, out: TextIO, err: TextIO, *, as_json: bool =
     """The summary on ``out``, as a paragraph or as one JSON object; why the job stopped early on ``err``."""
     out.write((json.dumps(summary.to_json()) if as_json else summary.text()) + "\n")
     out.flush()
-    if summary.signal is not None:
-        err.write(f"box-sessions: {INTERRUPTED.format(signal.Signals(summary.signal).name)}\n")
+    if summary.signal is not None:  # the summary says what was not reached and how to finish
+        err.write(f"box-sessions: interrupted by {signal.Signals(summary.signal).name}\n")
     elif isinstance(summary.stopped_by, AuthenticationError):
         err.write(
             f"box-sessions: Box refused the credentials ({summary.stopped_by}); check BOX_DEVELOPER_TOKEN or "
@@ -125,7 +132,12 @@ def exit_status(summary: Summary) -> int:
     return EXIT_OK if summary.ok else EXIT_FAILED
 
 
-async def _dry_run(inputs: Inputs, batch_size: int, out: TextIO, *, as_json: bool) -> int:
+async def _dry_run(inputs: Inputs, batch_size: int, out: TextIO, err: TextIO, *, as_json: bool) -> int:
+    """Print each batch a job would send, and each invalid input, as JSON lines on ``out``; send nothing.
+
+    ``out`` holds nothing but JSON lines (``jq`` reads it): the summary goes to ``err``, unless
+    ``as_json`` makes it one more JSON object, the last line of ``out``.
+    """
     job = Batcher(
         user_ids=inputs.sources.get("user_ids"),
         user_logins=inputs.sources.get("user_logins"),
@@ -146,17 +158,28 @@ async def _dry_run(inputs: Inputs, batch_size: int, out: TextIO, *, as_json: boo
         counts = {"batches": batches, "ids": ids, "invalid": invalid, "duplicates": job.duplicates}
         out.write(json.dumps({"dry_run": True, "ok": not invalid, **counts}) + "\n")
     else:
-        out.write(
-            f"Dry run: {batches:,} batches, {ids:,} ids, {invalid:,} invalid, {job.duplicates:,} duplicates; "
-            "nothing sent.\n"
+        err.write(
+            f"Dry run: {counted(batches, 'batch', 'batches')}, {counted(ids, 'id')}, {invalid:,} invalid, "
+            f"{counted(job.duplicates, 'duplicate')}; nothing sent.\n"
         )
     return EXIT_FAILED if invalid else EXIT_OK
 
 
-def _base_url(text: str) -> str:
-    """The API host, checked as the client checks it, in the one spelling a journal records."""
+def _base_url(option: str | None, environ: Mapping[str, str]) -> str:
+    """The API host from ``--base-url``, else ``BOX_BASE_URL``, else Box's: checked as the client checks
+    it, in the one spelling a journal records.
+
+    Raises:
+        UsageError: the URL is not https (nor http to a loopback host); the message names where it came from.
+    """
+    if option is not None:  # even empty: an unset variable in `--base-url "$URL"` must not mean Box itself
+        url, name = option, "--base-url"
+    else:
+        url, name = environ.get("BOX_BASE_URL", "").strip(), "BOX_BASE_URL"
+        if not url:
+            return DEFAULT_BASE_URL
     try:
-        return str(check_secure_url(text, "--base-url")).rstrip("/")
+        return str(check_secure_url(url, name)).rstrip("/")
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from None
 
@@ -186,7 +209,10 @@ def _redis_share(option: str | None, environ: Mapping[str, str]) -> RedisShare |
     try:
         from ..redis import RedisShare  # noqa: PLC0415 - the redis extra is needed only with a share
     except ImportError:
-        raise UsageError(f"{name} needs the redis extra: pip install 'box-sessions[redis]'") from None
+        raise UsageError(
+            f'{name} needs the redis extra: from a checkout, pip install ".[redis]"; '
+            'pip install "box-sessions[redis]" once the package is published'
+        ) from None
     try:
         return RedisShare(url)
     except (TypeError, ValueError) as exc:
@@ -196,22 +222,25 @@ def _redis_share(option: str | None, environ: Mapping[str, str]) -> RedisShare |
 def cmd_terminate(args: argparse.Namespace) -> int:
     """The ``terminate`` command: exit 0 when every input is terminated, 1 when some failed.
 
-    Everything a user can get wrong (inputs, credentials, base URL, journal, report file) is
-    checked before the first request. Whatever it opened is closed on every way out, a usage
-    error found after opening it included.
+    Everything a user can get wrong (inputs, credentials, base URL, journal, report file, a report
+    or journal naming a file the job reads) is checked before the first request. Whatever it
+    opened is closed on every way out, a usage error found after opening it included.
     """
+    check_outputs(args)
     with sigterm_raises(), contextlib.ExitStack() as opened:
         inputs = opened.enter_context(contextlib.closing(Inputs.from_args(args, spool_stdin=bool(args.journal))))
         if args.dry_run:
-            return asyncio.run(_dry_run(inputs, args.batch_size, sys.stdout, as_json=args.json))
+            return asyncio.run(_dry_run(inputs, args.batch_size, sys.stdout, sys.stderr, as_json=args.json))
         credentials = credentials_from_env(os.environ)
-        base_url = _base_url(args.base_url)
+        base_url = _base_url(args.base_url, os.environ)
         journal = None
         if args.journal:
             assert inputs.digest is not None  # noqa: S101 - with a journal, stdin is spooled and hashed too
             job = JobIdentity(inputs=inputs.digest, base_url=base_url, credentials=credentials.subject)
-            journal = opened.enter_context(contextlib.closing(Journal(args.journal, job)))
-        report = opened.enter_context(contextlib.closing(ReportFile(args.report))) if args.report else None
+            journal = opened.enter_context(contextlib.closing(Journal(args.journal, job, err=sys.stderr)))
+        report = (
+            opened.enter_context(contextlib.closing(ReportFile(args.report, err=sys.stderr))) if args.report else None
+        )
         share = _redis_share(args.redis, os.environ)
         client = BoxClient(credentials.auth, base_url=base_url, rate_limit=_rate_limit(args.rate), shared=share)
 

@@ -20,6 +20,7 @@ __all__ = [
     "Progress",
     "Tally",
     "TerminationReport",
+    "counted",
     "failure_kind",
     "summary_text",
 ]
@@ -256,6 +257,11 @@ def _reasons(tally: Tally) -> str:
     return f" Most frequent reasons, one example each: {quoted}." if quoted else ""
 
 
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """A count and its noun, singular for one: ``1 request``, ``2 requests``, ``1 retry``, ``3 retries``."""
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
+
+
 def failure_kind(error: BaseException) -> str:
     """How a failure is counted in a summary: "invalid input", or the error's class name."""
     return "invalid input" if isinstance(error, ValueError) else type(error).__name__
@@ -279,11 +285,12 @@ def summary_text(
     order = sorted(failure_kinds, key=lambda kind: (kind == "invalid input", kind))
     kinds = ", ".join(f"{failure_kinds[kind]:,} {kind}" for kind in order)
     failed_text = f"{failed:,} failed ({kinds})" if failed else "none failed"
+    nouns = {"user_ids": "user id", "user_logins": "login", "group_ids": "group"}
+    fields = ", ".join(counted(terminated.get(field, 0), noun) for field, noun in nouns.items())
     text = (
-        f"Terminated {done:,} of {done + failed:,} distinct inputs ({terminated.get('user_ids', 0):,} user ids, "
-        f"{terminated.get('user_logins', 0):,} logins, {terminated.get('group_ids', 0):,} groups); {failed_text}; "
-        f"{duplicates:,} duplicates dropped. {requests:,} requests, {retries:,} retries, "
-        f"{rate_limited:,} answered 429, in {elapsed:.1f} s."
+        f"Terminated {done:,} of {counted(done + failed, 'distinct input')} ({fields}); {failed_text}; "
+        f"{counted(duplicates, 'duplicate')} dropped. {counted(requests, 'request')}, "
+        f"{counted(retries, 'retry', 'retries')}, {rate_limited:,} answered 429, in {elapsed:.1f} s."
     )
     text += _reasons(tally)
     if done:

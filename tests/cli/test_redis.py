@@ -5,13 +5,15 @@ Run as real processes against FakeBox and a real redis-server on 127.0.0.1.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import redis.asyncio as aioredis
 
 from box_sessions.testing import FakeBox
 
-from .cli_process import run
-from .support.redis_server import RedisServer
+from ..cli_process import run
+from ..support.redis_server import RedisServer
 
 
 def ccg_env(fake: FakeBox, **extra: str) -> dict[str, str]:
@@ -72,3 +74,30 @@ async def test_a_url_that_is_not_redis_is_a_usage_error(args: list[str], env: di
     assert code == 2
     assert err.startswith(f"box-sessions: {named}: url must be a redis://")
     assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        pytest.param(["--redis", "redis://127.0.0.1:1/0"], {}, "--redis", id="option"),
+        pytest.param([], {"BOX_REDIS_URL": "redis://127.0.0.1:1/0"}, "BOX_REDIS_URL", id="environment"),
+    ],
+)
+async def test_without_the_redis_extra_the_hint_installs_it_in_a_way_that_works_today(
+    tmp_path: Path, args: list[str], env: dict[str, str], named: str
+) -> None:
+    """Without redis-py, --redis exits 2 saying how to install the extra from a checkout, and its published name."""
+    hidden = tmp_path / "no-redis" / "redis"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text('raise ImportError("redis is hidden by the test")\n')
+    fake = FakeBox()
+    code, out, err = await run(
+        ["terminate", "--user-id", "1", *args, "--base-url", "http://127.0.0.1:9"],
+        env=ccg_env(fake, PYTHONPATH=str(hidden.parent), **env),
+    )
+    assert code == 2
+    assert err.startswith(f"box-sessions: {named} needs the redis extra: ")
+    assert """from a checkout, pip install ".[redis]";""" in err
+    assert """pip install "box-sessions[redis]" once the package is published""" in err
+    assert len(err.splitlines()) == 1
+    assert out == ""

@@ -20,12 +20,11 @@ from typing import Any
 
 import pytest
 
-from box_sessions import Progress, __version__
+from box_sessions import __version__
 from box_sessions._cli import main
-from box_sessions._cli._progress import ProgressDisplay
 from box_sessions.testing import FakeBox
 
-from .cli_process import DEV, run, start, write
+from ..cli_process import DEV, run, start, write
 
 
 async def test_version() -> None:
@@ -148,24 +147,6 @@ async def test_report_file_and_exit_1_when_some_fail(tmp_path: Path) -> None:
     assert "2 failed (1 NotFoundError, 1 invalid input)" in out
 
 
-async def test_dry_run_sends_nothing(tmp_path: Path) -> None:
-    """--dry-run prints the batches, needs no credentials and sends nothing."""
-    ids = write(tmp_path / "ids.txt", [*range(1, 8), 3, "bad"])
-    code, out, _ = await run(["terminate", "--user-ids", ids, "--group-id", "9", "--batch-size", "3", "--dry-run"])
-    lines = out.splitlines()
-    batches = [json.loads(line) for line in lines if line.startswith('{"batch"')]
-    assert [b["body"] for b in batches] == [
-        {"user_ids": ["1", "2", "3"], "user_logins": []},
-        {"user_ids": ["4", "5", "6"], "user_logins": []},
-        {"user_ids": ["7"], "user_logins": []},
-        {"group_ids": ["9"]},
-    ]
-    assert batches[-1]["endpoint"] == "/2.0/groups/terminate_sessions"
-    assert any('"invalid"' in line and '"bad"' in line for line in lines)
-    assert lines[-1] == "Dry run: 4 batches, 8 ids, 1 invalid, 1 duplicates; nothing sent."
-    assert code == 1  # one input is invalid
-
-
 async def test_ccg_credentials_from_environment() -> None:
     """BOX_CLIENT_ID, BOX_CLIENT_SECRET and BOX_ENTERPRISE_ID authenticate with CCG."""
     fake = FakeBox()
@@ -211,27 +192,6 @@ async def test_batch_size_concurrency_and_rate_options() -> None:
     assert [len(r.body["user_ids"]) for r in fake.api_requests()] == [6, 6, 6, 2]
 
 
-def test_progress_bar_on_a_terminal() -> None:
-    """On a terminal the progress is one line redrawn with a bar, rate, ETA and 429s."""
-
-    class Terminal(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
-    screen = Terminal()
-    display = ProgressDisplay(screen, total=200)
-    display(Progress(terminated=50, failed=0, sent=50, read=50, duplicates=0, rate_limited=2))
-    display.finish()
-    text = screen.getvalue()
-    assert text.endswith("\r\n")
-    assert "[######                  ] 50/200" in text
-    assert "ETA" in text
-    assert "429s 2" in text
-    line = display.render(Progress(100, 0, 100, 100, 0), elapsed=10.0)
-    assert "10 ids/s" in line
-    assert "ETA 10 s" in line
-
-
 async def test_journal_resume_after_kill(tmp_path: Path) -> None:
     """Killed mid-job and rerun: every id ends terminated and no batch the journal recorded is sent again."""
     fake = FakeBox(latency=0.05)
@@ -265,8 +225,8 @@ async def test_journal_resume_after_kill(tmp_path: Path) -> None:
     resent = {v for r in second_run for v in r.body["user_ids"]} & done
     assert resent == set()
     assert set(fake.terminated["user_ids"]) == set(ids)
-    assert f"{len(done):,} more already terminated by an earlier run of this job (journal)" in out
-    assert f"{len(ids):,} terminated in all" in out
+    assert f"earlier runs terminated {len(done):,} of them (journal)" in out
+    assert f"Earlier runs and this one terminated {len(ids):,} distinct inputs in all." in out
 
 
 async def test_fake_server_command(tmp_path: Path) -> None:

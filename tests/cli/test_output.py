@@ -13,7 +13,7 @@ from pathlib import Path
 
 from box_sessions.testing import FakeBox
 
-from .cli_process import DEV, run, write
+from ..cli_process import DEV, run
 
 
 async def test_summary_names_each_failure_reason_with_a_sample_message() -> None:
@@ -155,12 +155,3 @@ async def test_a_report_that_fails_mid_job_stops_it_with_one_sentence(tmp_path: 
     with contextlib.closing(sqlite3.connect(journal)) as db:
         recorded = {row[0] for row in db.execute("SELECT value FROM outcomes WHERE status = 'terminated'")}
     assert recorded <= set(fake.terminated["user_ids"])
-
-
-async def test_dry_run_with_json_ends_with_one_json_object(tmp_path: Path) -> None:
-    """--dry-run --json: the planned batches, then one JSON object with the plan's counts; nothing sent."""
-    ids = write(tmp_path / "ids.txt", ["1", "2", "2", "x"])
-    code, out, _ = await run(["terminate", "--user-ids", ids, "--dry-run", "--json"])
-    *_, last = (json.loads(line) for line in out.splitlines())
-    assert last == {"dry_run": True, "ok": False, "batches": 1, "ids": 2, "invalid": 1, "duplicates": 1}
-    assert code == 1

@@ -17,7 +17,7 @@ import pytest
 
 from box_sessions.testing import FakeBox
 
-from .cli_process import DEV, run, write
+from ..cli_process import DEV, run, write
 
 
 def terminated_in(journal: Path) -> set[str]:
@@ -123,10 +123,8 @@ async def test_rerunning_a_finished_job_sends_nothing_and_reports_each_input_onc
         ("user_logins", "a@example.com"),
     ]
     assert all(row["status"] == "terminated" and row["journal"] for row in rows)
-    assert "2 duplicates dropped" in out
-    assert "4 more already terminated by an earlier run of this job (journal)" in out
-    assert "4 terminated in all" in out
-    assert err.splitlines()[-1].startswith("[########################] 6/6")
+    assert out.startswith("Resumed: earlier runs terminated every one of this job's 6 inputs (journal)")
+    assert err.splitlines()[-1].startswith("[########################] 6/6 | terminated 0 | skipped (journal) 4 |")
 
 
 async def test_the_same_job_from_stdin_resumes(tmp_path: Path) -> None:
@@ -140,7 +138,7 @@ async def test_the_same_job_from_stdin_resumes(tmp_path: Path) -> None:
         sent = len(fake.requests)
         code, out, _ = await run(args, DEV, stdin="1\n2\n")
         assert (code, len(fake.requests)) == (0, sent)
-        assert "2 more already terminated" in out
+        assert "earlier runs terminated every one of this job's 2 inputs" in out
         code, _, err = await run(args, DEV, stdin="1\n2\n3\n")
     assert code == 2
     assert "belongs to another job" in err
