@@ -12,7 +12,8 @@ Sharing one client is what makes the SDK's guarantees hold across requests: one 
 one token refreshed once for everybody, one rate limiter and one 429 cool-down for the app.
 
 Several workers are several processes, each with its own client. Set ``BOX_REDIS_URL`` and they
-share through Redis what one client shares in a process (``pip install "box-sessions[redis]"``)::
+share through Redis what one client shares in a process (the ``redis`` extra: ``pip install ".[redis]"``
+in a checkout, ``"box-sessions[redis]"`` once it is published)::
 
     BOX_REDIS_URL=redis://127.0.0.1:6379/0 ... uvicorn examples.fastapi_app:app --workers 4
 
