@@ -19,7 +19,9 @@ in a checkout, ``"box-sessions[redis]"`` once it is published)::
 
 One token for every worker, one rate limit for the app (Box's limit is the service account's,
 whatever the number of workers), and a 429 one worker sees holds them all back. Without it, four
-workers send four times the rate.
+workers send four times the rate. Redis is imported only when ``BOX_REDIS_URL`` is set: without
+it the app needs no ``redis`` extra, and with it but no extra the app stops at startup with one
+sentence saying how to install it.
 """
 
 from __future__ import annotations
@@ -27,13 +29,15 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 import box_sessions
-from box_sessions.redis import RedisShare
+
+if TYPE_CHECKING:  # imported at run time only when BOX_REDIS_URL is set: see share_from_env
+    from box_sessions.redis import RedisShare
 
 BOX_API = "https://api.box.com"
 CREDENTIALS = ("BOX_CLIENT_ID", "BOX_CLIENT_SECRET", "BOX_ENTERPRISE_ID")
@@ -54,9 +58,27 @@ class TerminateRequest(BaseModel):
 
 
 def share_from_env() -> RedisShare | None:
-    """The Redis share of every worker, from BOX_REDIS_URL; ``None`` when it is not set (one process)."""
+    """The Redis share of every worker, from BOX_REDIS_URL; ``None`` when it is not set (one process).
+
+    Redis is imported only when the variable is set, so the app runs without the ``redis`` extra.
+
+    Raises:
+        RuntimeError: BOX_REDIS_URL is set and the ``redis`` extra is not installed; the message
+            says how to install it.
+    """
     url = os.environ.get("BOX_REDIS_URL", "").strip()
-    return RedisShare(url) if url else None
+    if not url:
+        return None
+    try:
+        from box_sessions.redis import RedisShare  # noqa: PLC0415 - only an app that shares through Redis needs it
+    except ModuleNotFoundError as missing:
+        if (missing.name or "").partition(".")[0] != "redis":
+            raise
+        raise RuntimeError(
+            "cannot start: BOX_REDIS_URL is set but the redis extra is not installed "
+            '(pip install ".[redis]" in a checkout of box_sessions, "box-sessions[redis]" once it is published)'
+        ) from None
+    return RedisShare(url)
 
 
 def client_from_env(shared: box_sessions.Shared | None = None) -> box_sessions.BoxClient:
