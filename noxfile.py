@@ -72,9 +72,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typing(session: nox.Session) -> None:
-    """Type-check the package and the tests with mypy --strict."""
+    """Type-check the package, the tests, the examples, the benchmarks and this file with mypy --strict."""
     session.install("-e", ".[test]", "mypy>=1.10", "nox>=2024.4")
-    session.run("mypy", "--strict", "box_sessions", "tests", "examples", "noxfile.py")
+    session.run("mypy", "--strict", "box_sessions", "tests", "examples", "benchmarks", "noxfile.py")
 
 
 @nox.session
