@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shlex
 import subprocess
 import sys
 from importlib.metadata import metadata
@@ -59,15 +58,13 @@ def test_readme_fake_box_test_needs_its_marker_in_strict_mode(tmp_path: Path) ->
     assert not re.search(r"\b1 passed\b", result.stdout), result.stdout
 
 
+#: ``pip install``, its options, then the first package it names (quoted or bare): what a reader would paste.
+PIP_INSTALL = re.compile(r"""pip install(?:\s+-\S+)*\s+(?:"([^"]*)"|'([^']*)'|([^\s`'"]+))""")
+
+
 def pip_install_targets(text: str) -> list[str]:
-    """What each ``pip install`` command in ``text`` installs: its arguments up to a shell operator."""
-    targets = []
-    for match in re.finditer(r"pip install ([^`\n]+)", text):
-        for word in shlex.split(match.group(1), comments=True):
-            if word in {"&&", "||", ";", "|"}:
-                break
-            targets.append(word)
-    return targets
+    """The first package each ``pip install`` command in ``text`` installs, unquoted."""
+    return ["".join(match.groups(default="")) for match in PIP_INSTALL.finditer(text)]
 
 
 @pytest.mark.parametrize("path", [README, *EXAMPLES], ids=lambda path: path.name)
