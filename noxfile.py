@@ -51,15 +51,20 @@ _PYENV_VERSIONS = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") /
 os.environ["PATH"] = os.pathsep.join([*_pyenv_bin_dirs(PYTHONS, _PYENV_VERSIONS), os.environ.get("PATH", "")])
 
 
-def run_suite(session: nox.Session) -> None:
+def run_suite(session: nox.Session, *extras: str) -> None:
     """Install the package with its test extra and run the suite with branch coverage on every core.
 
     fail_under applies to each run. pytest-xdist's workers are subprocesses, measured as the
     command line's are (pyproject's ``patch = ["subprocess"]``), and combined at the end.
+
+    Args:
+        session: The session to run it in.
+        extras: More of the package's extras to install beside ``test``: a dimension of the matrix
+            (``@nox.parametrize`` on `matrix`) is one extra.
     """
     if shutil.which("redis-server") is None:
         session.warn("redis-server is not installed: the Redis tests (marker redis) are skipped")
-    session.install("-e", ".[test]")
+    session.install("-e", f".[{','.join(['test', *extras])}]")
     # Each session keeps its coverage data in its own environment, so runs on different Pythons
     # (even at the same time) never erase or combine each other's files.
     session.env["COVERAGE_FILE"] = str(Path(session.bin).parent / ".coverage")
