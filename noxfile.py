@@ -1,4 +1,8 @@
-"""Sessions for tests, lint and typing: `python -m nox` runs the tests on each Python found, then lint and typing."""
+"""Sessions for tests, lint and typing.
+
+`python -m nox` runs the tests on the Python running nox, on every core (a first answer in
+minutes), then lint and typing; `python -m nox -s matrix` runs the tests on each Python found.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,12 @@ from pathlib import Path
 
 import nox
 
-# The versions pyproject.toml's classifiers claim. `tests` runs on each one this machine has.
+# The versions pyproject.toml's classifiers claim. `matrix` runs the tests on each one this machine has.
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 
 nox.options.sessions = ["tests", "lint", "typing"]
 nox.options.reuse_existing_virtualenvs = True
-# A missing Python skips its `tests` session with one line ("Session tests-3.13 skipped: Python
+# A missing Python skips its `matrix` session with one line ("Session matrix-3.13 skipped: Python
 # interpreter 3.13 not found") rather than failing the run. Set here because nox's own default
 # fails it whenever CI is in the environment; a missing Python is never downloaded either.
 nox.options.error_on_missing_interpreters = False
@@ -47,19 +51,43 @@ _PYENV_VERSIONS = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") /
 os.environ["PATH"] = os.pathsep.join([*_pyenv_bin_dirs(PYTHONS, _PYENV_VERSIONS), os.environ.get("PATH", "")])
 
 
-@nox.session(python=PYTHONS)
-def tests(session: nox.Session) -> None:
-    """Run the test suite with branch coverage (fail_under applies to each Python's run)."""
+def run_suite(session: nox.Session, *extras: str) -> None:
+    """Install the package with its test extra and run the suite with branch coverage on every core.
+
+    fail_under applies to each run. pytest-xdist's workers are subprocesses, measured as the
+    command line's are (pyproject's ``patch = ["subprocess"]``), and combined at the end.
+
+    Args:
+        session: The session to run it in.
+        extras: More of the package's extras to install beside ``test``: a dimension of the matrix
+            (``@nox.parametrize`` on `matrix`) is one extra.
+    """
     if shutil.which("redis-server") is None:
         session.warn("redis-server is not installed: the Redis tests (marker redis) are skipped")
-    session.install("-e", ".[test]")
+    session.install("-e", f".[{','.join(['test', *extras])}]")
     # Each session keeps its coverage data in its own environment, so runs on different Pythons
     # (even at the same time) never erase or combine each other's files.
     session.env["COVERAGE_FILE"] = str(Path(session.bin).parent / ".coverage")
     session.run("coverage", "erase")
-    session.run("coverage", "run", "-m", "pytest", *session.posargs)
+    session.run("coverage", "run", "-m", "pytest", "-n", "auto", "-m", "not soak", *session.posargs)
+    # The soak runs alone after the rest: its client gives each attempt 0.3 s against a faulty
+    # FakeBox in the same event loop, and beside the tests that start real processes it ran out
+    # of retries (1,100 timeouts). Exit status 5: the arguments selected no soak test.
+    session.run("coverage", "run", "-m", "pytest", "-m", "soak", *session.posargs, success_codes=[0, 5])
     session.run("coverage", "combine", "--quiet")
     session.run("coverage", "report")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite on the Python running nox, on every core, with branch coverage."""
+    run_suite(session)
+
+
+@nox.session(python=PYTHONS)
+def matrix(session: nox.Session) -> None:
+    """The test suite on each Python found (3.10 to 3.13); a missing one is skipped with one line."""
+    run_suite(session)
 
 
 @nox.session
@@ -72,9 +100,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typing(session: nox.Session) -> None:
-    """Type-check the package and the tests with mypy --strict."""
+    """Type-check the package, the tests, the examples, the benchmarks and this file with mypy --strict."""
     session.install("-e", ".[test]", "mypy>=1.10", "nox>=2024.4")
-    session.run("mypy", "--strict", "box_sessions", "tests", "examples", "noxfile.py")
+    session.run("mypy", "--strict", "box_sessions", "tests", "examples", "benchmarks", "noxfile.py")
 
 
 @nox.session

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -93,7 +93,9 @@ def batches(work: dict[str, list[str]]) -> Iterator[tuple[str, dict[str, list[st
 def run_box_sessions(url: str, work: dict[str, list[str]]) -> None:
     async def main() -> None:
         async with box_sessions.BoxClient(box_sessions.DeveloperTokenAuth(TOKEN), base_url=url) as client:
-            await client.session_termination.terminate(**work)
+            await client.session_termination.terminate(
+                user_ids=work["user_ids"], user_logins=work["user_logins"], group_ids=work["group_ids"]
+            )
 
     asyncio.run(main())
 
@@ -296,7 +298,7 @@ async def _single_bare(url: str, calls: int) -> None:
         await asyncio.gather(*(post(i) for i in range(calls)))
 
 
-SINGLE_ROUNDS: dict[str, Callable[[str, int], Awaitable[None]]] = {
+SINGLE_ROUNDS: dict[str, Callable[[str, int], Coroutine[Any, Any, None]]] = {
     "box_sessions": _single_ours,
     "bare httpx": _single_bare,
 }

@@ -1,8 +1,19 @@
-"""One BoxClient for a whole FastAPI app: opened in the lifespan, shared by every request.
+"""A guarded FastAPI service over one BoxClient: opened in the lifespan, shared by every request.
 
-Run it (credentials from the environment, as the command line reads them)::
+Run it (callers' API keys and Box credentials from the environment, as the command line reads them)::
 
-    BOX_CLIENT_ID=... BOX_CLIENT_SECRET=... BOX_ENTERPRISE_ID=... uvicorn examples.fastapi_app:app
+    export TERMINATE_API_KEYS=... BOX_CLIENT_ID=... BOX_CLIENT_SECRET=... BOX_ENTERPRISE_ID=...
+    uvicorn examples.fastapi_app:app
+
+``POST /terminate`` can log the whole company out, so it serves only callers that send
+``Authorization: Bearer <key>`` with one of the keys in ``TERMINATE_API_KEYS`` (comma-separated;
+white space around a key and empty entries are ignored; give each caller its own key, and list
+the old and the new key while rotating one). Keys are compared in constant time, against every
+configured key whichever matches. A missing, malformed or wrong key is a 401 (with
+``WWW-Authenticate: Bearer``) before anything is sent to Box, and the app refuses to start
+without a key. Each accepted request writes one JSON line to the logger ``box_sessions.audit``
+(to stderr unless your logging configuration takes it): the caller key's fingerprint (the first
+12 hex digits of its SHA-256, never the key), the counts, and Box's request ids of the failures.
 
 ``BOX_BASE_URL`` sends it to another API host, such as a fake Box on 127.0.0.1
 (``box-sessions fake-server``); Box's own by default. A credential that is not set stops the app
@@ -12,30 +23,44 @@ Sharing one client is what makes the SDK's guarantees hold across requests: one 
 one token refreshed once for everybody, one rate limiter and one 429 cool-down for the app.
 
 Several workers are several processes, each with its own client. Set ``BOX_REDIS_URL`` and they
-share through Redis what one client shares in a process (``pip install "box-sessions[redis]"``)::
+share through Redis what one client shares in a process (the ``redis`` extra: ``pip install ".[redis]"``
+in a checkout, ``"box-sessions[redis]"`` once it is published)::
 
     BOX_REDIS_URL=redis://127.0.0.1:6379/0 ... uvicorn examples.fastapi_app:app --workers 4
 
 One token for every worker, one rate limit for the app (Box's limit is the service account's,
 whatever the number of workers), and a 429 one worker sees holds them all back. Without it, four
-workers send four times the rate.
+workers send four times the rate. Redis is imported only when ``BOX_REDIS_URL`` is set: without
+it the app needs no ``redis`` extra, and with it but no extra the app stops at startup with one
+sentence saying how to install it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 import box_sessions
-from box_sessions.redis import RedisShare
+
+if TYPE_CHECKING:  # imported at run time only when BOX_REDIS_URL is set: see share_from_env
+    from box_sessions.redis import RedisShare
 
 BOX_API = "https://api.box.com"
 CREDENTIALS = ("BOX_CLIENT_ID", "BOX_CLIENT_SECRET", "BOX_ENTERPRISE_ID")
+API_KEYS = "TERMINATE_API_KEYS"
+UNAUTHORIZED = "send Authorization: Bearer <key> with a key the service accepts"
+#: Hex digits of a key's SHA-256 that name its caller in the audit log.
+FINGERPRINT = 12
+AUDIT = logging.getLogger("box_sessions.audit")
 
 
 class TerminateRequest(BaseModel):
@@ -52,10 +77,105 @@ class TerminateRequest(BaseModel):
     group_ids: list[StrictStr | StrictInt] = Field(default_factory=list)
 
 
+def api_keys_from_env() -> dict[bytes, str]:
+    """The accepted API keys from TERMINATE_API_KEYS, as their SHA-256 digests mapped to their fingerprints.
+
+    Only digests are kept: comparing equal-length digests takes the same time whatever the key's
+    length, and the keys themselves never reach the app's state.
+
+    Raises:
+        RuntimeError: TERMINATE_API_KEYS holds no key; the message names it.
+    """
+    keys = [key.strip() for key in os.environ.get(API_KEYS, "").split(",") if key.strip()]
+    if not keys:
+        raise RuntimeError(
+            f"cannot start: set {API_KEYS} to the callers' API keys, comma-separated "
+            "(POST /terminate serves only requests with Authorization: Bearer <one of them>)"
+        )
+    digests = [hashlib.sha256(key.encode()).digest() for key in keys]
+    return {digest: digest.hex()[:FINGERPRINT] for digest in digests}
+
+
+def caller_of(presented: str, keys: Mapping[bytes, str]) -> str | None:
+    """The fingerprint of the configured key equal to ``presented``, or ``None``.
+
+    Every configured key is compared, in constant time, whichever matches: the time taken says
+    nothing about which key matched or how much of one.
+    """
+    digest = hashlib.sha256(presented.encode()).digest()
+    caller = None
+    for key, fingerprint in keys.items():
+        if hmac.compare_digest(digest, key):
+            caller = fingerprint
+    return caller
+
+
+def authenticated_caller(request: Request) -> str:
+    """The caller's key fingerprint, from ``Authorization: Bearer <key>``.
+
+    Raises:
+        HTTPException: 401 with ``WWW-Authenticate: Bearer`` for a missing, malformed or wrong
+            key; FastAPI answers it before the handler runs, so nothing is sent to Box.
+    """
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    caller = caller_of(presented.strip(), request.app.state.api_keys) if scheme.lower() == "bearer" else None
+    if caller is None:  # answered before the handler runs: nothing is sent to Box
+        raise HTTPException(401, UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
+    return caller
+
+
+def audit_line(caller: str, inputs: int, report: box_sessions.TerminationReport) -> str:
+    """The one audit line of an accepted request: who sent it (a fingerprint), the counts, Box's request ids."""
+    failed_request_ids = [
+        failure.error.request_id for failure in report.failed if isinstance(failure.error, box_sessions.BoxAPIError)
+    ]
+    return json.dumps(
+        {
+            "key_fingerprint": caller,
+            "inputs": inputs,
+            "terminated": report.terminated_count,
+            "failed": len(report.failed),
+            "duplicates": report.duplicates,
+            "requests": report.requests,
+            "failed_request_ids": list(dict.fromkeys(rid for rid in failed_request_ids if rid)),  # each once
+        }
+    )
+
+
+def audit_to_stderr() -> None:
+    """Make sure audit lines are written: to stderr, unless the logging configuration takes them.
+
+    uvicorn configures only its own loggers, so without this the lines would go nowhere.
+    """
+    AUDIT.setLevel(logging.INFO)
+    if not AUDIT.hasHandlers():
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+        AUDIT.addHandler(handler)
+
+
 def share_from_env() -> RedisShare | None:
-    """The Redis share of every worker, from BOX_REDIS_URL; ``None`` when it is not set (one process)."""
+    """The Redis share of every worker, from BOX_REDIS_URL; ``None`` when it is not set (one process).
+
+    Redis is imported only when the variable is set, so the app runs without the ``redis`` extra.
+
+    Raises:
+        RuntimeError: BOX_REDIS_URL is set and the ``redis`` extra is not installed; the message
+            says how to install it.
+    """
     url = os.environ.get("BOX_REDIS_URL", "").strip()
-    return RedisShare(url) if url else None
+    if not url:
+        return None
+    try:
+        from box_sessions.redis import RedisShare  # noqa: PLC0415 - only an app that shares through Redis needs it
+    except ModuleNotFoundError as missing:
+        if (missing.name or "").partition(".")[0] != "redis":
+            raise
+        raise RuntimeError(
+            "cannot start: BOX_REDIS_URL is set but the redis extra is not installed "
+            '(pip install ".[redis]" in a checkout of box_sessions, "box-sessions[redis]" once it is published)'
+        ) from None
+    return RedisShare(url)
 
 
 def client_from_env(shared: box_sessions.Shared | None = None) -> box_sessions.BoxClient:
@@ -91,6 +211,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.api_keys = api_keys_from_env()  # first: no key, no service, and nothing opened
+        audit_to_stderr()
         async with AsyncExitStack() as closing:
             share = make_share()
             if share is not None:
@@ -101,17 +223,20 @@ def create_app(
     app = FastAPI(title="Session termination", lifespan=lifespan)
 
     @app.post("/terminate")
-    async def terminate(body: TerminateRequest, request: Request) -> dict[str, Any]:
+    async def terminate(
+        body: TerminateRequest, request: Request, caller: Annotated[str, Depends(authenticated_caller)]
+    ) -> dict[str, Any]:
         """Terminate the given users' and groups' sessions; the report accounts for every id."""
         client: box_sessions.BoxClient = request.app.state.box
         report = await client.session_termination.terminate(
             user_ids=body.user_ids, user_logins=body.user_logins, group_ids=body.group_ids
         )
+        AUDIT.info(audit_line(caller, len(body.user_ids) + len(body.user_logins) + len(body.group_ids), report))
         return report.to_dict()
 
     return app
 
 
-# Built on import, whatever the environment: credentials are read at startup, where a missing one
-# fails with its name rather than leaving uvicorn without an ``app`` to find.
+# Built on import, whatever the environment: keys and credentials are read at startup, where a
+# missing one fails with its name rather than leaving uvicorn without an ``app`` to find.
 app = create_app()

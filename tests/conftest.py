@@ -64,7 +64,7 @@ def token_answer(token: str = "tok-1", expires_in: float = 3600) -> httpx.Respon
 # test, at any level and from any library, may contain one.
 SECRETS = re.compile(
     r"dev-token|very-secret|fake-client-secret|fake-developer-token|tok-secret|s3cr3t|r3fr3sh|acc3ss"
-    r"|fake-access-[0-9a-f]{16}|fake-refresh-[0-9a-f]{16}|correct horse battery staple"
+    r"|fake-access-[0-9a-f]{16}|fake-refresh-[0-9a-f]{16}|correct horse battery staple|terminate-key-\w+"
     r"|PRIVATE KEY|Bearer (?!realm=)[A-Za-z0-9._~+/=-]{6,}|client_secret=(?!\*\*\*)|refresh_token=\w|assertion=\w"
 )
 

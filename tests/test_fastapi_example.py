@@ -1,8 +1,10 @@
-"""The FastAPI example, driven through httpx.ASGITransport against FakeBox."""
+"""The FastAPI example, driven through httpx.ASGITransport against FakeBox: its guard, audit line and reports."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -22,13 +24,16 @@ from .conftest import GROUPS_URL, TOKEN_URL, accepted, token_answer
 pytest.importorskip("fastapi")
 
 ENVIRONMENT = ("BOX_CLIENT_ID", "BOX_CLIENT_SECRET", "BOX_ENTERPRISE_ID", "BOX_BASE_URL", "BOX_REDIS_URL")
+#: The callers' keys the app accepts in these tests (conftest's SECRETS knows their shape).
+KEY, OTHER_KEY = "terminate-key-a1b2c3d4e5", "terminate-key-f6e7d8c9b0"
 
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test sets the example's environment variables it needs; none leak in from outside."""
+    """Each test sets the example's environment variables it needs; none leak in; the app accepts KEY."""
     for name in ENVIRONMENT:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TERMINATE_API_KEYS", KEY)
 
 
 @pytest.fixture
@@ -51,11 +56,12 @@ def fake_credentials(monkeypatch: pytest.MonkeyPatch, fake: FakeBox) -> None:
 
 
 @asynccontextmanager
-async def running(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """The app through its lifespan, with an httpx client talking to it in-process."""
+async def running(app: Any, key: str | None = KEY) -> AsyncIterator[httpx.AsyncClient]:
+    """The app through its lifespan, with an httpx client talking to it in-process, sending ``key``."""
+    headers = {} if key is None else {"Authorization": f"Bearer {key}"}
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://app") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://app", headers=headers) as http:
             yield http
 
 
@@ -176,3 +182,137 @@ async def test_missing_credential_stops_startup_with_one_sentence(
         f"cannot start: set {', '.join(unset)} (the app reads its Box credentials from "
         "BOX_CLIENT_ID, BOX_CLIENT_SECRET, BOX_ENTERPRISE_ID in the environment)"
     )
+
+
+def audit_records(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    """The audit lines the app wrote, parsed."""
+    return [json.loads(r.getMessage()) for r in caplog.get_records("call") if r.name == "box_sessions.audit"]
+
+
+def fingerprint(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        pytest.param(None, id="no-header"),
+        pytest.param("", id="empty"),
+        pytest.param("Bearer", id="scheme-only"),
+        pytest.param("Bearer ", id="scheme-and-space"),
+        pytest.param(KEY, id="key-without-scheme"),
+        pytest.param(f"Basic {KEY}", id="basic-scheme"),
+        pytest.param("Bearer terminate-key-wrong00000", id="wrong-key"),
+        pytest.param(f"Bearer {KEY[:-1]}", id="key-one-short"),
+        pytest.param(f"Bearer {KEY}0", id="key-one-long"),
+        pytest.param(f"Bearer {KEY},{OTHER_KEY}", id="the-whole-list"),
+    ],
+)
+async def test_a_missing_malformed_or_wrong_key_is_401_and_nothing_is_sent(
+    example: ModuleType, authorization: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without ``Authorization: Bearer <an accepted key>`` the answer is 401 with WWW-Authenticate; Box sees nothing."""
+    fake = FakeBox(users=["1"])
+    app = example.create_app(fake_client_factory(fake))
+    async with running(app, key=None) as http:
+        headers = {} if authorization is None else {"Authorization": authorization}
+        response = await http.post("/terminate", json={"user_ids": ["1"]}, headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert fake.requests == []
+    assert audit_records(caplog) == []
+
+
+async def test_the_guard_answers_before_the_body_is_validated(example: ModuleType) -> None:
+    """Without a key, a body that would be a 422 is a 401: a caller without a key learns nothing of the API."""
+    fake = FakeBox()
+    app = example.create_app(fake_client_factory(fake))
+    async with running(app, key=None) as http:
+        response = await http.post("/terminate", json={"user_ids": [True]})
+    assert response.status_code == 401
+    assert fake.requests == []
+
+
+async def test_keys_are_a_comma_separated_list_with_white_space_and_empty_entries_ignored(
+    example: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TERMINATE_API_KEYS=" KEY , ,OTHER_KEY, " accepts KEY and OTHER_KEY, and nothing else (not the empty key)."""
+    monkeypatch.setenv("TERMINATE_API_KEYS", f" {KEY} , ,{OTHER_KEY}, ")
+    app = example.create_app(fake_client_factory(FakeBox()))
+    statuses = {}
+    for key in (KEY, OTHER_KEY, "", f" {KEY} "):
+        async with running(app, key=key) as http:
+            statuses[key] = (await http.post("/terminate", json={"group_ids": ["7"]})).status_code
+    # White space around the key in the header is not part of the key.
+    assert statuses == {KEY: 200, OTHER_KEY: 200, "": 401, f" {KEY} ": 200}
+
+
+async def test_every_configured_key_is_compared_whichever_matches(
+    example: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With three keys and the first one sent, all three are compared (constant time: no early exit)."""
+    monkeypatch.setenv("TERMINATE_API_KEYS", f"{KEY},{OTHER_KEY},terminate-key-third00000")
+    compared: list[tuple[bytes, bytes]] = []
+    real = example.hmac.compare_digest
+
+    def counting(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return bool(real(a, b))
+
+    monkeypatch.setattr(example.hmac, "compare_digest", counting)
+    app = example.create_app(fake_client_factory(FakeBox()))
+    async with running(app, key=KEY) as http:
+        response = await http.post("/terminate", json={"group_ids": ["7"]})
+    assert response.status_code == 200
+    assert len(compared) == 3
+    assert {b for _, b in compared} == {
+        hashlib.sha256(k.encode()).digest() for k in (KEY, OTHER_KEY, "terminate-key-third00000")
+    }
+
+
+async def test_an_accepted_request_writes_one_audit_line_with_the_fingerprint_counts_and_request_ids(
+    example: ModuleType, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One line per accepted request: the key's fingerprint (never the key), the counts, the failures' request ids."""
+    fake = FakeBox(users=["1", "2"])
+    app = example.create_app(fake_client_factory(fake))
+    async with running(app, key=KEY) as http:
+        response = await http.post("/terminate", json={"user_ids": ["1", "2", "1", "3"], "user_logins": ["bad"]})
+    report = response.json()
+    request_ids = [failure["request_id"] for failure in report["failed"] if failure.get("request_id")]
+    assert len(request_ids) == 1  # user 3, unknown to Box; the bad login failed before anything was sent
+    assert audit_records(caplog) == [
+        {
+            "key_fingerprint": fingerprint(KEY),
+            "inputs": 5,
+            "terminated": 2,
+            "failed": 2,
+            "duplicates": 1,
+            "requests": report["requests"],
+            "failed_request_ids": request_ids,
+        }
+    ]
+    assert report["requests"] >= 2
+    audit_messages = [r.getMessage() for r in caplog.get_records("call") if r.name == "box_sessions.audit"]
+    assert KEY not in audit_messages[0]
+
+
+@pytest.mark.parametrize("value", [None, "", " , ,"], ids=["unset", "empty", "only-commas-and-spaces"])
+async def test_without_an_api_key_the_app_does_not_start(
+    example: ModuleType, monkeypatch: pytest.MonkeyPatch, value: str | None
+) -> None:
+    """No key in TERMINATE_API_KEYS stops startup with one sentence naming it, before any client is made."""
+    if value is None:
+        monkeypatch.delenv("TERMINATE_API_KEYS")
+    else:
+        monkeypatch.setenv("TERMINATE_API_KEYS", value)
+    made: list[object] = []
+    app = example.create_app(made.append)
+    with pytest.raises(RuntimeError) as raised:
+        async with app.router.lifespan_context(app):
+            pass
+    assert str(raised.value) == (
+        "cannot start: set TERMINATE_API_KEYS to the callers' API keys, comma-separated "
+        "(POST /terminate serves only requests with Authorization: Bearer <one of them>)"
+    )
+    assert made == []

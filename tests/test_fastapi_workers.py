@@ -28,6 +28,8 @@ WORKERS = 4
 #: Generous bound for uvicorn's workers to start, and for the requests to end.
 BOUND = 90.0
 ROOT = Path(__file__).parent.parent
+#: The caller key the example accepts here (conftest's SECRETS knows the shape).
+KEY = "terminate-key-5e4d3c2b1a"
 
 
 async def wait_for_workers(process: asyncio.subprocess.Process) -> None:
@@ -52,6 +54,7 @@ async def test_four_workers_share_one_token_and_one_rate(redis_server: RedisServ
                 "BOX_ENTERPRISE_ID": "42",
                 "BOX_BASE_URL": box_url,
                 "BOX_REDIS_URL": redis_server.url,
+                "TERMINATE_API_KEYS": KEY,
             }
         )
         args = ["-m", "uvicorn", "examples.fastapi_app:app", "--host", "127.0.0.1", "--port", str(port)]
@@ -60,7 +63,8 @@ async def test_four_workers_share_one_token_and_one_rate(redis_server: RedisServ
         )
         try:
             await asyncio.wait_for(wait_for_workers(process), BOUND)
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=BOUND) as http:
+            headers = {"Authorization": f"Bearer {KEY}"}
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=BOUND, headers=headers) as http:
                 answers = await asyncio.gather(
                     *(
                         http.post("/terminate", json={"user_ids": [str(n * 10 + i) for i in range(10)]})

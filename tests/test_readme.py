@@ -1,13 +1,18 @@
-"""The README's test example passes as printed, in a fresh project with pytest-asyncio's defaults."""
+"""The README's examples work as printed: its test in a fresh project, its installs from a checkout."""
 
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
+from importlib.metadata import metadata
 from pathlib import Path
 
-README = Path(__file__).parent.parent / "README.md"
+import pytest
+
+ROOT = Path(__file__).parent.parent
+README = ROOT / "README.md"
+EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 STRICT_MODE = re.compile(r"asyncio: mode=(Mode\.)?strict", re.IGNORECASE)  # pytest-asyncio's header line
 
 
@@ -51,3 +56,21 @@ def test_readme_fake_box_test_needs_its_marker_in_strict_mode(tmp_path: Path) ->
     assert STRICT_MODE.search(result.stdout), result.stdout
     assert result.returncode != 0
     assert not re.search(r"\b1 passed\b", result.stdout), result.stdout
+
+
+#: ``pip install``, its options, then the first package it names (quoted or bare): what a reader would paste.
+PIP_INSTALL = re.compile(r"""pip install(?:\s+-\S+)*\s+(?:"([^"]*)"|'([^']*)'|([^\s`'"]+))""")
+
+
+def pip_install_targets(text: str) -> list[str]:
+    """The first package each ``pip install`` command in ``text`` installs, unquoted."""
+    return ["".join(match.groups(default="")) for match in PIP_INSTALL.finditer(text)]
+
+
+@pytest.mark.parametrize("path", [README, *EXAMPLES], ids=lambda path: path.name)
+def test_install_commands_install_this_package_from_the_checkout(path: Path) -> None:
+    """This package is installed as ``.`` or ``".[extra]"`` with an extra it has: no index holds box-sessions yet."""
+    targets = pip_install_targets(path.read_text(encoding="utf-8"))
+    ours = [target for target in targets if target.startswith((".", "box"))]
+    extras = metadata("box-sessions").get_all("Provides-Extra") or []
+    assert [target for target in ours if target not in {".", *(f".[{extra}]" for extra in extras)}] == []
