@@ -143,6 +143,7 @@ def check_iter_terminate(fake: FakeBox, _: pytest.FixtureRequest, capsys: pytest
     lines = [json.loads(line) for line in Path("outcomes.jsonl").read_text(encoding="utf-8").splitlines()]
     assert sorted(line["value"] for line in lines) == sorted(LEAVERS)
     assert {line["status"] for line in lines} == {"terminated"}
+    assert {line["request_id"] for line in lines} == {r.request_id for r in fake.requests if r.status == 202}
     assert capsys.readouterr().out.count("Progress(") == 3  # one line per batch of 100
 
 

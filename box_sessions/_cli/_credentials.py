@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 
 import attrs
+import httpx
 
 from .._auth import BoxAuth, CCGAuth, DeveloperTokenAuth
+from .._client import DEFAULT_BASE_URL
 from ._exit import UsageError
 
 __all__ = ["Credentials", "credentials_from_env"]
@@ -28,9 +29,9 @@ class Credentials:
     subject: str
 
 
-def _token_hash(token: str) -> str:
-    """A short SHA-256 of a developer token: tells tokens apart, and cannot give the token back."""
-    return hashlib.sha256(token.encode()).hexdigest()[:16]
+def _subject(auth: DeveloperTokenAuth | CCGAuth) -> str:
+    """Whom ``auth`` acts for, as `BoxAuth.identity` says it (the same words whatever the host)."""
+    return auth.identity(httpx.URL(DEFAULT_BASE_URL + "/oauth2/token")).describe()
 
 
 def credentials_from_env(env: Mapping[str, str]) -> Credentials:
@@ -45,7 +46,8 @@ def credentials_from_env(env: Mapping[str, str]) -> Credentials:
     if token and (client_id or secret):
         raise UsageError("set either BOX_DEVELOPER_TOKEN or BOX_CLIENT_ID/BOX_CLIENT_SECRET, not both")
     if token:
-        return Credentials(DeveloperTokenAuth(token), f"developer token sha256:{_token_hash(token)}")
+        developer = DeveloperTokenAuth(token)
+        return Credentials(developer, _subject(developer))
     if not (client_id or secret):
         raise UsageError(
             "no credentials: set BOX_DEVELOPER_TOKEN, or BOX_CLIENT_ID, BOX_CLIENT_SECRET and "
@@ -61,5 +63,4 @@ def credentials_from_env(env: Mapping[str, str]) -> Credentials:
         )
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-    subject = f"enterprise {enterprise}" if enterprise else f"user {user}"
-    return Credentials(auth, f"client {client_id} as {subject}")
+    return Credentials(auth, _subject(auth))

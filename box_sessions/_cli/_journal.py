@@ -7,6 +7,9 @@ users of that job whom nobody signed out: running a different job against a jour
 error, found before anything is sent. So is a journal that cannot be written (a read-only file,
 a full disk): each run records its start, and commits it, before the first request.
 
+For each terminated value it keeps Box's request id and the time Box accepted it, so that a
+resumed job reports the values of earlier runs with their original evidence.
+
 It holds the logins of the people being locked out: it is created ``0600``, and so are the side
 files SQLite makes beside it (``-journal``, ``-wal``, ``-shm``), which take the journal's mode; one an
 earlier run left wider is narrowed (see `_private`).
@@ -22,14 +25,16 @@ from typing import TextIO
 
 import attrs
 
-from .._termination import BatchResult
+from .._termination import BatchResult, utc_text
 from .._termination._seen import SeenSet
 from ._exit import UsageError
 from ._private import create_private, narrow
 
-__all__ = ["JobIdentity", "Journal"]
+__all__ = ["Evidence", "JobIdentity", "Journal"]
 
-_FORMAT = "box-sessions journal 1"
+_FORMAT = "box-sessions journal 2"
+#: Journals of this format are upgraded in place: format 2 added Box's request id and acceptance time.
+_UPGRADED = "box-sessions journal 1"
 #: How a message names each part of a job's identity.
 _NAMES = {"format": "journal format", "inputs": "inputs", "base_url": "base URL", "credentials": "credentials"}
 #: The files SQLite keeps beside a database while it writes: they hold its data too.
@@ -39,9 +44,23 @@ _SCHEMA = (
     "CREATE TABLE runs (run INTEGER PRIMARY KEY AUTOINCREMENT, started TEXT NOT NULL)",
     (
         "CREATE TABLE outcomes (field TEXT NOT NULL, value TEXT NOT NULL, status TEXT NOT NULL, error TEXT, "
-        "run INTEGER NOT NULL, PRIMARY KEY (field, value))"
+        "run INTEGER NOT NULL, request_id TEXT, accepted_at TEXT, PRIMARY KEY (field, value))"
     ),
 )
+#: What a format-1 journal lacks.
+_UPGRADE = (
+    "ALTER TABLE outcomes ADD COLUMN request_id TEXT",
+    "ALTER TABLE outcomes ADD COLUMN accepted_at TEXT",
+    "UPDATE job SET value = 'box-sessions journal 2' WHERE key = 'format'",
+)
+
+
+@attrs.frozen
+class Evidence:
+    """What ties a terminated value to Box: the request id of the request that carried it, and when Box accepted it."""
+
+    request_id: str | None
+    accepted_at: str | None  # ISO 8601, UTC
 
 
 @attrs.frozen(kw_only=True)
@@ -80,6 +99,8 @@ def _check(db: sqlite3.Connection, path: str, job: JobIdentity) -> None:
         )
         raise UsageError(f"--journal: {path!r} is {what}; give a new journal file for this job")
     recorded = dict(db.execute("SELECT key, value FROM job").fetchall())
+    if recorded.get("format") == _UPGRADED:
+        recorded["format"] = _FORMAT  # upgraded when this run starts
     differ = [_NAMES[key] for key, value in job.rows().items() if recorded.get(key) != value]
     if differ:
         raise UsageError(
@@ -95,6 +116,9 @@ def _start(db: sqlite3.Connection, job: JobIdentity) -> int:
             for statement in _SCHEMA:
                 db.execute(statement)
             db.executemany("INSERT INTO job VALUES (?, ?)", job.rows().items())
+        elif db.execute("SELECT 1 FROM job WHERE key = 'format' AND value = ?", (_UPGRADED,)).fetchone():
+            for statement in _UPGRADE:
+                db.execute(statement)
         cursor = db.execute(
             "INSERT INTO runs (started) VALUES (?)", (datetime.datetime.now(datetime.timezone.utc).isoformat(),)
         )
@@ -148,24 +172,29 @@ class Journal:
         """Repeats of skipped values, dropped as duplicates."""
         self._seen: collections.defaultdict[str, SeenSet] = collections.defaultdict(SeenSet)
 
-    def _done_before(self, field: str, value: str) -> bool:
+    def _done_before(self, field: str, value: str) -> Evidence | None:
+        """How an earlier run terminated ``value``: Box's request id and acceptance time; ``None`` if it did not."""
         try:
             row = self._db.execute(
-                "SELECT 1 FROM outcomes WHERE field = ? AND value = ? AND status = 'terminated' AND run < ?",
+                "SELECT request_id, accepted_at FROM outcomes "
+                "WHERE field = ? AND value = ? AND status = 'terminated' AND run < ?",
                 (field, value, self._run),
             ).fetchone()
         except sqlite3.Error as exc:
             raise UsageError(f"--journal: cannot read {self._path!r} any more: {exc}") from None
-        return row is not None
+        return None if row is None else Evidence(row[0], row[1])
 
-    def skip_done(self, field: str, values: Iterable[object], on_skip: Callable[[str, str], None]) -> Iterator[object]:
-        """``values`` without those an earlier run terminated; ``on_skip`` is told of each one, once."""
+    def skip_done(
+        self, field: str, values: Iterable[object], on_skip: Callable[[str, str, Evidence], None]
+    ) -> Iterator[object]:
+        """``values`` without those an earlier run terminated; ``on_skip`` is told of each, once, with its evidence."""
         for value in values:
-            if not (self.earlier and isinstance(value, str) and self._done_before(field, value)):
+            done = self._done_before(field, value) if self.earlier and isinstance(value, str) else None
+            if done is None:
                 yield value
-            elif self._seen[field].add(value, numeric=field != "user_logins"):
+            elif self._seen[field].add(str(value), numeric=field != "user_logins"):
                 self.skipped[field] += 1
-                on_skip(field, value)
+                on_skip(field, str(value), done)
             else:
                 self.skipped_duplicates += 1
 
@@ -175,15 +204,23 @@ class Journal:
         Raises:
             UsageError: the journal cannot be written any more (the disk is full).
         """
-        rows: list[tuple[str, str, str, str | None, int]] = [
-            (f, v, "terminated", None, self._run) for f, v in result.terminated
+        rows: list[tuple[str, str, str, str | None, int, str | None, str | None]] = [
+            (f, v, "terminated", None, self._run, acceptance.request_id, utc_text(acceptance.accepted_at))
+            for acceptance in result.accepted
+            for f, v in acceptance.terminated
         ]
         rows += [
-            (f.field, f.value, "failed", str(f.error), self._run) for f in result.failed if isinstance(f.value, str)
+            (f.field, f.value, "failed", str(f.error), self._run, None, None)
+            for f in result.failed
+            if isinstance(f.value, str)
         ]
         try:
             with self._db:  # one transaction per batch
-                self._db.executemany("INSERT OR REPLACE INTO outcomes VALUES (?, ?, ?, ?, ?)", rows)
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO outcomes (field, value, status, error, run, request_id, accepted_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
         except sqlite3.Error as exc:
             raise UsageError(f"--journal: cannot write {self._path!r} any more: {exc}") from None
 

@@ -1,5 +1,8 @@
 """The report file: one JSON line per input value, written as batches complete (``-``: stdout).
 
+A terminated value's line carries the evidence: Box's ``request_id`` of the request that carried
+it and ``accepted_at``, when Box accepted it (ISO 8601, UTC).
+
 It holds the logins of the people being locked out: it is created ``0600`` (see `_private`).
 """
 
@@ -12,7 +15,7 @@ import stat
 import sys
 from typing import Any, TextIO
 
-from .._termination import BatchResult
+from .._termination import BatchResult, utc_text
 from ._exit import UsageError
 from ._private import open_private
 
@@ -84,8 +87,10 @@ class ReportFile:
         Raises:
             UsageError: the file cannot be written any more.
         """
-        for field, value in result.terminated:
-            self.line({"field": field, "value": value, "status": "terminated", "error": None})
+        for acceptance in result.accepted:
+            evidence = {"request_id": acceptance.request_id, "accepted_at": utc_text(acceptance.accepted_at)}
+            for field, value in acceptance.terminated:
+                self.line({"field": field, "value": value, "status": "terminated", "error": None, **evidence})
         for failure in result.failed:
             data = failure.to_dict()
             self.line({"field": data["field"], "value": data["value"], "status": "failed", "error": data["error"]})

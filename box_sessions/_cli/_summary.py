@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .._termination import FIELDS, BatchResult, Progress, Tally, summary_text
+from .._termination import FIELDS, BatchResult, Progress, Tally, summary_text, utc_text
 from .._termination._report import counted
 from ._exit import UsageError
 
@@ -47,6 +47,8 @@ class Summary:
         elapsed: Seconds the job ran.
         output_error: Why the job stopped when its journal or report could not be written any more.
         signal: The signal that stopped the job (SIGINT, SIGTERM), if one did.
+        first_accepted, last_accepted: When Box accepted its first and last values (ISO 8601, UTC),
+            earlier runs' included; ``None`` before any.
     """
 
     total: int | None = None
@@ -58,6 +60,8 @@ class Summary:
     elapsed: float = 0.0
     output_error: UsageError | None = None
     signal: int | None = None
+    first_accepted: str | None = None
+    last_accepted: str | None = None
 
     def add(self, result: BatchResult) -> None:
         """Fold one batch's outcome in.
@@ -66,8 +70,17 @@ class Summary:
         the one before it; each count only grows, so the larger of each is the later.
         """
         self.tally.add(result)
+        for acceptance in result.accepted:
+            self.accepted_at(utc_text(acceptance.accepted_at))
         self.stopped_by = result.stopped_by
         self.last = result.progress if self.last is None else _later(self.last, result.progress)
+
+    def accepted_at(self, moment: str | None) -> None:
+        """Box accepted values at ``moment`` (ISO 8601, UTC): the first and last such moments are kept."""
+        if moment is None:
+            return
+        self.first_accepted = moment if self.first_accepted is None else min(self.first_accepted, moment)
+        self.last_accepted = moment if self.last_accepted is None else max(self.last_accepted, moment)
 
     @property
     def terminated(self) -> int:
@@ -194,4 +207,6 @@ class Summary:
             "elapsed_seconds": round(self.elapsed, 3),
             "stopped_by": stopped,
             "not_reached": self.not_reached if self.stopped else 0,
+            "first_accepted_at": self.first_accepted,
+            "last_accepted_at": self.last_accepted,
         }

@@ -23,7 +23,7 @@ from .._validation import check_secure_url
 from ._credentials import credentials_from_env
 from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 from ._inputs import Inputs
-from ._journal import JobIdentity, Journal
+from ._journal import Evidence, JobIdentity, Journal
 from ._outputs import check_outputs
 from ._progress import ProgressDisplay
 from ._report_file import ReportFile
@@ -56,7 +56,7 @@ async def run_job(
     display = ProgressDisplay(err, summary)
     sources = {field: _counted(values, summary) for field, values in inputs.sources.items()}
     if journal is not None:
-        on_skip = _on_skip(report, display)
+        on_skip = _on_skip(report, display, summary)
         sources = {field: journal.skip_done(field, values, on_skip) for field, values in sources.items()}
     started = time.monotonic()
     results = client.session_termination.iter_terminate(
@@ -96,12 +96,25 @@ def _counted(values: Iterable[object], summary: Summary) -> Iterator[object]:
         yield value
 
 
-def _on_skip(report: ReportFile | None, display: ProgressDisplay) -> Callable[[str, str], None]:
-    """What to do for each value the journal skips: its one report row, and the progress."""
+def _on_skip(
+    report: ReportFile | None, display: ProgressDisplay, summary: Summary
+) -> Callable[[str, str, Evidence], None]:
+    """What to do for each value the journal skips: its one report row, with its original evidence, and the progress."""
 
-    def on_skip(field: str, value: str) -> None:
+    def on_skip(field: str, value: str, evidence: Evidence) -> None:
         if report is not None:
-            report.line({"field": field, "value": value, "status": "terminated", "error": None, "journal": True})
+            report.line(
+                {
+                    "field": field,
+                    "value": value,
+                    "status": "terminated",
+                    "error": None,
+                    "request_id": evidence.request_id,
+                    "accepted_at": evidence.accepted_at,
+                    "journal": True,
+                }
+            )
+        summary.accepted_at(evidence.accepted_at)
         display.tick()
 
     return on_skip
