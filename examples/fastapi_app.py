@@ -13,7 +13,14 @@ configured key whichever matches. A missing, malformed or wrong key is a 401 (wi
 ``WWW-Authenticate: Bearer``) before anything is sent to Box, and the app refuses to start
 without a key. Each accepted request writes one JSON line to the logger ``box_sessions.audit``
 (to stderr unless your logging configuration takes it): the caller key's fingerprint (the first
-12 hex digits of its SHA-256, never the key), the counts, and Box's request ids of the failures.
+12 hex digits of its SHA-256, never the key), the counts, and Box's request ids: of the requests
+Box accepted (the evidence of what was terminated) and of the failures.
+
+OpenTelemetry, when ``opentelemetry-sdk`` is installed (``pip install ".[otel]" opentelemetry-sdk``
+in a checkout): the client reports to the app's own providers (see `telemetry_from_env`), and
+``GET /metrics`` serves the measurements in Prometheus' text format for a scraper. It needs no key
+(counts only; serve it where only your scraper reaches). ``OTEL_CONSOLE_SPANS=1`` prints the
+spans to stdout; an application exports them where its tracing lives.
 
 ``BOX_BASE_URL`` sends it to another API host, such as a fake Box on 127.0.0.1
 (``box-sessions fake-server``); Box's own by default. A credential that is not set stops the app
@@ -41,12 +48,15 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import os
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 import box_sessions
@@ -125,7 +135,11 @@ def authenticated_caller(request: Request) -> str:
 
 
 def audit_line(caller: str, inputs: int, report: box_sessions.TerminationReport) -> str:
-    """The one audit line of an accepted request: who sent it (a fingerprint), the counts, Box's request ids."""
+    """The one audit line of an accepted request: who sent it (a fingerprint), the counts, Box's request ids.
+
+    ``accepted_request_ids`` are the requests Box accepted (the evidence of what was terminated),
+    ``failed_request_ids`` those of the failures Box answered.
+    """
     failed_request_ids = [
         failure.error.request_id for failure in report.failed if isinstance(failure.error, box_sessions.BoxAPIError)
     ]
@@ -137,6 +151,7 @@ def audit_line(caller: str, inputs: int, report: box_sessions.TerminationReport)
             "failed": len(report.failed),
             "duplicates": report.duplicates,
             "requests": report.requests,
+            "accepted_request_ids": [acceptance.request_id for acceptance in report.accepted],
             "failed_request_ids": list(dict.fromkeys(rid for rid in failed_request_ids if rid)),  # each once
         }
     )
@@ -178,7 +193,90 @@ def share_from_env() -> RedisShare | None:
     return RedisShare(url)
 
 
-def client_from_env(shared: box_sessions.Shared | None = None) -> box_sessions.BoxClient:
+class Telemetry:
+    """The app's OpenTelemetry providers, when ``opentelemetry-sdk`` is installed; ``None`` each otherwise.
+
+    The client reports to them (tracer and meter ``box_sessions``); `metrics_text` renders the
+    measurements for ``GET /metrics``.
+    """
+
+    def __init__(self) -> None:
+        self.tracer_provider: Any = None
+        self.meter_provider: Any = None
+        self._reader: Any = None
+        try:
+            from opentelemetry.sdk.metrics import MeterProvider  # noqa: PLC0415 - optional
+            from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: PLC0415
+            from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter  # noqa: PLC0415
+        except ImportError:
+            return
+        self._reader = InMemoryMetricReader()  # read when /metrics is asked for: a pull, as Prometheus scrapes
+        self.meter_provider = MeterProvider(metric_readers=[self._reader])
+        self.tracer_provider = TracerProvider()
+        if os.environ.get("OTEL_CONSOLE_SPANS"):
+            self.tracer_provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+
+    def metrics_text(self) -> str | None:
+        """The measurements so far in Prometheus' text format; ``None`` without ``opentelemetry-sdk``."""
+        if self._reader is None:
+            return None
+        return prometheus_text(self._reader.get_metrics_data())
+
+    def shutdown(self) -> None:
+        for provider in (self.tracer_provider, self.meter_provider):
+            if provider is not None:
+                provider.shutdown()
+
+
+def prometheus_text(data: Any) -> str:
+    """OpenTelemetry metrics data in Prometheus' text exposition format (counters, gauges, histograms).
+
+    Names as Prometheus writes OpenTelemetry's: dots become underscores, a unit of seconds adds
+    ``_seconds``, a counter adds ``_total``; attributes become labels.
+    """
+    lines: list[str] = []
+    for resource in getattr(data, "resource_metrics", None) or []:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                lines += _prometheus_metric(metric)
+    return "".join(line + "\n" for line in lines)
+
+
+def _prometheus_metric(metric: Any) -> list[str]:
+    name = re.sub(r"[^a-zA-Z0-9_]", "_", metric.name) + ("_seconds" if metric.unit == "s" else "")
+    points = metric.data.data_points
+    if hasattr(points[0] if points else None, "bucket_counts"):
+        lines = [f"# TYPE {name} histogram"]
+        for point in points:
+            running = 0
+            for bound, count in zip([*point.explicit_bounds, math.inf], point.bucket_counts, strict=True):
+                running += count
+                le = "+Inf" if math.isinf(bound) else repr(float(bound))
+                lines.append(f"{name}_bucket{_labels(point.attributes, le=le)} {running}")
+            lines += [
+                f"{name}_sum{_labels(point.attributes)} {point.sum}",
+                f"{name}_count{_labels(point.attributes)} {point.count}",
+            ]
+        return lines
+    monotonic = getattr(metric.data, "is_monotonic", False)
+    total = f"{name}_total" if monotonic else name
+    lines = [f"# TYPE {total if monotonic else name} {'counter' if monotonic else 'gauge'}"]
+    lines += [f"{total}{_labels(point.attributes)} {point.value}" for point in points]
+    return lines
+
+
+def _labels(attributes: Mapping[str, Any] | None, **more: str) -> str:
+    pairs = {**{re.sub(r"[^a-zA-Z0-9_]", "_", k): str(v) for k, v in (attributes or {}).items()}, **more}
+    if not pairs:
+        return ""
+    escaped = (v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") for v in pairs.values())
+    return "{" + ",".join(f'{k}="{v}"' for k, v in zip(pairs, escaped, strict=True)) + "}"
+
+
+def client_from_env(
+    shared: box_sessions.Shared | None = None, telemetry: Telemetry | None = None
+) -> box_sessions.BoxClient:
     """A BoxClient with CCG credentials from BOX_CLIENT_ID, BOX_CLIENT_SECRET and BOX_ENTERPRISE_ID.
 
     The API host is BOX_BASE_URL, Box's own when it is not set.
@@ -200,11 +298,17 @@ def client_from_env(shared: box_sessions.Shared | None = None) -> box_sessions.B
         client_secret=os.environ["BOX_CLIENT_SECRET"],
         enterprise_id=os.environ["BOX_ENTERPRISE_ID"],
     )
-    return box_sessions.BoxClient(auth, base_url=os.environ.get("BOX_BASE_URL") or BOX_API, shared=shared)
+    return box_sessions.BoxClient(
+        auth,
+        base_url=os.environ.get("BOX_BASE_URL") or BOX_API,
+        shared=shared,
+        tracer_provider=None if telemetry is None else telemetry.tracer_provider,
+        meter_provider=None if telemetry is None else telemetry.meter_provider,
+    )
 
 
 def create_app(
-    make_client: Callable[[box_sessions.Shared | None], box_sessions.BoxClient] = client_from_env,
+    make_client: Callable[[box_sessions.Shared | None, Telemetry], box_sessions.BoxClient] = client_from_env,
     make_share: Callable[[], RedisShare | None] = share_from_env,
 ) -> FastAPI:
     """Build the app; the share and the client are made at startup, so tests pass factories wired to FakeBox."""
@@ -213,14 +317,24 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.api_keys = api_keys_from_env()  # first: no key, no service, and nothing opened
         audit_to_stderr()
+        app.state.telemetry = Telemetry()
         async with AsyncExitStack() as closing:
+            closing.callback(app.state.telemetry.shutdown)  # after the client
             share = make_share()
             if share is not None:
                 await closing.enter_async_context(share)  # closed after the client
-            app.state.box = await closing.enter_async_context(make_client(share))
+            app.state.box = await closing.enter_async_context(make_client(share, app.state.telemetry))
             yield
 
     app = FastAPI(title="Session termination", lifespan=lifespan)
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def metrics(request: Request) -> PlainTextResponse:
+        """The client's measurements in Prometheus' text format (501 without ``opentelemetry-sdk``)."""
+        text = request.app.state.telemetry.metrics_text()
+        if text is None:
+            raise HTTPException(501, "install opentelemetry-sdk to serve metrics")
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     @app.post("/terminate")
     async def terminate(

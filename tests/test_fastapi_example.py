@@ -65,10 +65,19 @@ async def running(app: Any, key: str | None = KEY) -> AsyncIterator[httpx.AsyncC
             yield http
 
 
-def fake_client_factory(fake: FakeBox) -> Callable[[object], BoxClient]:
-    def make_client(shared: object = None) -> BoxClient:
+def fake_client_factory(fake: FakeBox) -> Callable[[object, Any], BoxClient]:
+    def make_client(shared: object = None, telemetry: Any = None) -> BoxClient:
         assert shared is None  # BOX_REDIS_URL is not set in these tests
-        return fake.client(CCGAuth(client_id=fake.client_id, client_secret=fake.client_secret, enterprise_id="1"))
+        auth = CCGAuth(client_id=fake.client_id, client_secret=fake.client_secret, enterprise_id="1")
+        providers = (
+            {}
+            if telemetry is None
+            else {
+                "tracer_provider": telemetry.tracer_provider,
+                "meter_provider": telemetry.meter_provider,
+            }
+        )
+        return fake.client(auth, **providers)
 
     return make_client
 
@@ -78,10 +87,10 @@ async def test_app_shares_one_client_and_returns_the_report(example: ModuleType)
     fake = FakeBox(users=["1", "2"])
     made = 0
 
-    def make_client(shared: object) -> object:
+    def make_client(shared: object, telemetry: Any) -> object:
         nonlocal made
         made += 1
-        return fake_client_factory(fake)(shared)
+        return fake_client_factory(fake)(shared, telemetry)
 
     app = example.create_app(make_client)
     async with running(app) as http:
@@ -289,9 +298,11 @@ async def test_an_accepted_request_writes_one_audit_line_with_the_fingerprint_co
             "failed": 2,
             "duplicates": 1,
             "requests": report["requests"],
+            "accepted_request_ids": [accepted["request_id"] for accepted in report["accepted"]],
             "failed_request_ids": request_ids,
         }
     ]
+    assert len(report["accepted"]) >= 1
     assert report["requests"] >= 2
     audit_messages = [r.getMessage() for r in caplog.get_records("call") if r.name == "box_sessions.audit"]
     assert KEY not in audit_messages[0]
@@ -316,3 +327,27 @@ async def test_without_an_api_key_the_app_does_not_start(
         "(POST /terminate serves only requests with Authorization: Bearer <one of them>)"
     )
     assert made == []
+
+
+async def test_metrics_are_served_in_prometheus_text_format(example: ModuleType) -> None:
+    """GET /metrics: the client's measurements as Prometheus reads them, counting what the request did."""
+    fake = FakeBox(users=["1", "2"])
+    app = example.create_app(fake_client_factory(fake))
+    async with running(app, key=KEY) as http:
+        await http.post("/terminate", json={"user_ids": ["1", "2", "3"]})
+        response = await http.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert 'box_sessions_ids_total{outcome="terminated"} 2' in text
+    assert 'box_sessions_ids_total{outcome="failed"} 1' in text
+    assert "box_sessions_token_requests_total 1" in text
+    requests = len(fake.requests) - fake.token_requests
+    count = sum(
+        int(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("http_client_request_duration_seconds_count")
+    )
+    assert count == len(fake.requests)  # the token request's duration included
+    assert requests >= 2
+    assert "# TYPE http_client_request_duration_seconds histogram" in text

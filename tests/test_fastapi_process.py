@@ -151,14 +151,18 @@ async def test_the_right_key_is_served_and_audited_in_one_line_without_the_key()
         assert await asyncio.wait_for(example.read_until_serving(), BOUND), example.stderr
         async with httpx.AsyncClient(base_url=example.url, timeout=BOUND, headers=bearer(KEY)) as http:
             response = await http.post("/terminate", json={"user_ids": ["1", "2"]})
+            metrics = await http.get("/metrics")
         stderr = await example.stop()
     assert response.status_code == 200
     assert fake.terminated["user_ids"] == ["1", "2"]
+    assert metrics.status_code == 200
+    assert 'box_sessions_ids_total{outcome="terminated"} 2' in metrics.text
     audit = [line for line in stderr.splitlines() if " box_sessions.audit " in line]
     assert len(audit) == 1, stderr
     record = json.loads(audit[0].split(" box_sessions.audit ", 1)[1])
     assert record["key_fingerprint"] == hashlib.sha256(KEY.encode()).hexdigest()[:12]
     assert (record["inputs"], record["terminated"], record["failed"]) == (2, 2, 0)
+    assert record["accepted_request_ids"] == [r.request_id for r in fake.requests if r.status == 202]
     assert KEY not in stderr
 
 
