@@ -28,6 +28,7 @@ from ._errors import (
     RateLimitError,
     ServerError,
 )
+from ._http import HTTP_STACK
 from ._pacing import InMemoryPacingState, RateLimit
 from ._sending import RetryPolicy
 from ._shared import (
@@ -56,6 +57,7 @@ from ._termination import (
 from ._version import __version__
 
 __all__ = [
+    "HTTP_STACK",
     "Acceptance",
     "AuthenticationError",
     "BadRequestError",

@@ -7,10 +7,9 @@ import random
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-import httpx
-
 from ._auth import BoxAuth
 from ._clock import Clock, SystemClock
+from ._http import HTTP_STACK, httpx, stack_mismatch
 from ._pacing import FallbackPacingState, InMemoryPacingState, Pacer, RateLimit
 from ._sending import RetryPolicy, Sender
 from ._shared import PacingState, Shared, ShareHealth
@@ -138,9 +137,13 @@ class BoxClient:
         if rate_limit is not None and not isinstance(rate_limit, RateLimit):
             raise TypeError(f"rate_limit must be a RateLimit or None, got {type(rate_limit).__name__}")
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
-            raise TypeError(f"http_client must be an httpx.AsyncClient, got {type(http_client).__name__}")
+            raise stack_mismatch("http_client", http_client, "AsyncClient") or TypeError(
+                f"http_client must be an {HTTP_STACK}.AsyncClient, got {type(http_client).__name__}"
+            )
         if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
-            raise TypeError(f"transport must be an httpx.AsyncBaseTransport, got {type(transport).__name__}")
+            raise stack_mismatch("transport", transport, "AsyncBaseTransport") or TypeError(
+                f"transport must be an {HTTP_STACK}.AsyncBaseTransport, got {type(transport).__name__}"
+            )
         if shared is not None and not isinstance(shared, Shared):
             raise TypeError(
                 f"shared must be a box_sessions.Shared (with tokens and pacing), such as a RedisShare, "

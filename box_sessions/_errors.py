@@ -22,8 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import httpx
-
+from ._http import httpx
 from ._json import json_object
 from ._redact import scrub_text, scrub_value, secret_spellings
 

@@ -19,8 +19,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
+from ._http import httpx
 from ._version import __version__
 
 try:

@@ -6,7 +6,7 @@ import ipaddress
 import re
 from collections.abc import AsyncIterable, Iterable
 
-import httpx
+from ._http import httpx
 
 __all__ = [
     "check_iterable",

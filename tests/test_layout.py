@@ -21,6 +21,7 @@ LAYERS: dict[str, int] = {
     "_tasks": 0,
     "_redact": 0,
     "_telemetry": 0,  # OpenTelemetry hooks, for every layer that reports
+    "_http": 0,  # the HTTP stack, httpx2 or httpx, for every layer
     "_shared": 0,  # the port of state shared across processes, for every layer
     "_auth": 1,
     "_pacing": 1,  # the rate limit and cool-down, over a state one process or many keep

@@ -6,9 +6,9 @@ import hashlib
 from typing import ClassVar
 
 import attrs
-import httpx
 
 from .._clock import Clock
+from .._http import httpx
 from .._validation import check_secure_url, normalise_id
 from ._cache import BoxAuth, TokenRequester
 from ._grant import TokenGrant, unsendable_part

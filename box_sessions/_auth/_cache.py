@@ -25,10 +25,10 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import ClassVar
 
 import attrs
-import httpx
 
 from .._clock import Clock
 from .._errors import BoxError, BoxTimeoutError
+from .._http import httpx
 from .._shared import Shared, SharedTokens, ShareHealth
 from ._grant import TokenGrant, grant_from_response
 from ._identity import BoxIdentity

@@ -5,9 +5,9 @@ from __future__ import annotations
 import unicodedata
 
 import attrs
-import httpx
 
 from .._errors import AuthenticationError
+from .._http import httpx
 from .._json import json_object
 
 __all__ = [

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import httpx
 
 from .._clock import Clock, parse_http_date
 from .._errors import AuthenticationError
+from .._http import httpx
 from ._app import SubjectAuth, non_empty_str
 from ._cache import TokenRequester
 from ._grant import TokenGrant

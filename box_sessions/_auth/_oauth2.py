@@ -11,10 +11,10 @@ import contextlib
 import logging
 
 import attrs
-import httpx
 
 from .._clock import Clock
 from .._errors import AuthenticationError
+from .._http import httpx
 from .._shared import SharedStateError
 from ._app import AppAuth, optional_bearer_token, strip_str
 from ._cache import DEFAULT_DRAIN_TIMEOUT, TokenRequester

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import attrs
-import httpx
 
 from .._auth import BoxAuth, CCGAuth, DeveloperTokenAuth
 from .._client import DEFAULT_BASE_URL
+from .._http import httpx
 from ._exit import UsageError
 
 __all__ = ["Credentials", "credentials_from_env"]

@@ -7,7 +7,7 @@ first bytes, so a flood changes nothing but what is quoted.
 
 from __future__ import annotations
 
-import httpx
+from .._http import httpx
 
 __all__ = ["MAX_ANSWER_BYTES", "read_limited"]
 

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import httpx
-
 from .._clock import Clock
 from .._errors import BoxError, BoxTimeoutError, ClientClosedError
+from .._http import httpx
 from .._pacing import Pacer, PacingRefused
 from .._shared import Reservation
 from .._telemetry import Telemetry

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import httpx
-
 from .._errors import BoxAPIError, error_from_response
+from .._http import httpx
 from ._policy import parse_retry_after
 
 __all__ = ["error_of"]

@@ -15,8 +15,7 @@ import collections
 import sys
 from types import TracebackType
 
-import httpx
-
+from .._http import httpx
 from .._tasks import time_limit
 
 __all__ = ["DEFAULT_POOL_SIZE", "Gate", "pool_size"]

@@ -5,9 +5,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-import httpx
-
 from .._errors import BoxConnectionError, BoxError, BoxTimeoutError
+from .._http import httpx
 
 __all__ = ["map_httpx_errors"]
 

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
-import httpx
 
+from .._http import httpx
 from ._hooks import CallObserver
 from ._policy import RetryBudget
 

@@ -28,11 +28,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import attrs
-import httpx
 
 from .._auth import BoxAuth
 from .._clock import Clock
 from .._errors import BoxAPIError, BoxError, BoxTimeoutError, with_note
+from .._http import httpx
 from .._pacing import Pacer
 from .._shared import Shared, ShareHealth
 from .._tasks import LoopBinding, time_limit

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import httpx
-
 from .._errors import BoxTimeoutError
+from .._http import httpx
 from .._tasks import time_limit
 from ._body import read_limited
 from ._gate import Gate

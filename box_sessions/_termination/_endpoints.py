@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from typing import Literal, TypeAlias
 
 import attrs
-import httpx
 
+from .._http import httpx
 from .._json import json_object
 from .._sending import CallObserver, RetryBudget, Sender
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-import httpx
-
+from .._http import httpx
 from ._server import DropConnection, Reply, Request
 
 __all__ = ["HandlerTransport"]

@@ -19,11 +19,11 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any, ClassVar, NamedTuple
 
 import attrs
-import httpx
 
 from .._auth import BoxAuth, DeveloperTokenAuth
 from .._client import BoxClient
 from .._clock import Clock, SystemClock
+from .._http import httpx
 from ._fake_faults import RateBucket, SeededFaults
 from ._fake_rules import (
     ACCEPTED_MESSAGE,
