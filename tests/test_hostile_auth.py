@@ -21,7 +21,7 @@ from box_sessions import (
     SessionTerminationMessage,
 )
 
-from .hostile import Action, Answer, HostileServer, Request, accepted, oauth_error, serve, token_answer
+from .support.hostile import Action, Answer, HostileServer, Request, accepted, oauth_error, serve, token_answer
 
 USERS = "/2.0/users/terminate_sessions"
 TOKEN = "/oauth2/token"

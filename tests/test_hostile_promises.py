@@ -21,7 +21,7 @@ from box_sessions import (
     TerminationReport,
 )
 
-from .hostile import Action, Answer, Request, accepted, serve, token_answer
+from .support.hostile import Action, Answer, Request, accepted, serve, token_answer
 
 USERS = "/2.0/users/terminate_sessions"
 

@@ -15,7 +15,7 @@ import respx
 from box_sessions import BoxClient, CCGAuth, Shared, SharedStateError, SharedToken, SharedTokens
 from box_sessions._auth import _sharing
 
-from .conftest import TOKEN_URL, USERS_URL, accepted, token_answer
+from ..conftest import TOKEN_URL, USERS_URL, accepted, token_answer
 
 
 @attrs.define

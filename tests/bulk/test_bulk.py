@@ -25,7 +25,7 @@ from box_sessions import (
     TerminationReport,
 )
 
-from .conftest import GROUPS_URL, TOKEN_URL, USERS_URL, MakeClient, accepted, box_error, token_answer
+from ..conftest import GROUPS_URL, TOKEN_URL, USERS_URL, MakeClient, accepted, box_error, token_answer
 
 
 def body_of(request: httpx.Request) -> dict[str, list[str]]:

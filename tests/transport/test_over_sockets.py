@@ -13,7 +13,7 @@ import pytest
 from box_sessions import BoxClient, BoxConnectionError, DeveloperTokenAuth, RateLimit, RetryPolicy
 from box_sessions.testing import DropConnection, FakeBox, LoopbackServer, Reply, Request
 
-from .conftest import ACCEPTED, wait_for_no_connections
+from ..conftest import ACCEPTED, wait_for_no_connections
 
 AUTH = DeveloperTokenAuth("dev-token")
 FAST_RETRY = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, total_timeout=20)

@@ -11,7 +11,7 @@ import pytest
 import box_sessions
 from box_sessions import BoxClient, BoxTimeoutError, CCGAuth, DeveloperTokenAuth, RetryPolicy
 
-from .hostile import ACCEPTED, Action, Drip, Request, accepted, serve
+from ..support.hostile import ACCEPTED, Action, Drip, Request, accepted, serve
 
 TOTAL = 2.0  # RetryPolicy(total_timeout=)
 ATTEMPT = 1.0  # BoxClient(timeout=)

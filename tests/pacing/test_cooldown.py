@@ -18,7 +18,7 @@ from box_sessions import (
     SessionTerminationMessage,
 )
 
-from .hostile import Action, Answer, Request, accepted, serve
+from ..support.hostile import Action, Answer, Request, accepted, serve
 
 USERS = "/2.0/users/terminate_sessions"
 PER_MINUTE = 60  # one slot a second

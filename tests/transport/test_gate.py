@@ -11,7 +11,7 @@ import box_sessions
 from box_sessions._sending._gate import DEFAULT_POOL_SIZE, Gate, pool_size
 from box_sessions.testing import FakeBox, LoopbackServer, Reply, Request
 
-from .conftest import ACCEPTED
+from ..conftest import ACCEPTED
 
 
 async def hold(gate: Gate, name: str, entered: list[str], release: asyncio.Event) -> None:

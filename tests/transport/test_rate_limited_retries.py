@@ -8,7 +8,7 @@ import respx
 
 from box_sessions import BoxTimeoutError, RateLimitError, RetryPolicy, ServerError
 
-from .conftest import USERS_URL, MakeClient, accepted, box_error
+from ..conftest import USERS_URL, MakeClient, accepted, box_error
 
 
 def rate_limited() -> httpx.Response:

@@ -20,7 +20,7 @@ from box_sessions import (
     SessionTerminationMessage,
 )
 
-from .hostile import Action, Answer, Handler, Huge, Request, accepted, serve
+from ..support.hostile import Action, Answer, Handler, Huge, Request, accepted, serve
 
 HUGE = 300 * 1024 * 1024  # bytes in each huge answer
 MAX_GROWTH_MB = 80  # the peak RSS a call may add; a bounded reader needs a few MB

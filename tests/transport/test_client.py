@@ -11,7 +11,7 @@ import respx
 
 from box_sessions import BoxClient, DeveloperTokenAuth, RetryPolicy
 
-from .conftest import ACCEPTED, GROUPS_URL, USERS_URL, accepted
+from ..conftest import ACCEPTED, GROUPS_URL, USERS_URL, accepted
 
 AUTH = DeveloperTokenAuth("dev-token")
 

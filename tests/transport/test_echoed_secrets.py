@@ -25,7 +25,7 @@ from box_sessions import (
     ServerError,
 )
 
-from .hostile import Action, HostileServer, Request, accepted, html_echo, oauth_echo, serve
+from ..support.hostile import Action, HostileServer, Request, accepted, html_echo, oauth_echo, serve
 
 TOKEN = "/oauth2/token"
 SECRET = "very-secret"

@@ -25,7 +25,7 @@ from box_sessions import (
 )
 from box_sessions.testing import FakeClock
 
-from .conftest import ACCEPTED, GROUPS_URL, USERS_URL, MakeClient, accepted, box_error
+from ..conftest import ACCEPTED, GROUPS_URL, USERS_URL, MakeClient, accepted, box_error
 
 
 async def terminate(client: BoxClient) -> box_sessions.SessionTerminationMessage:

@@ -14,7 +14,7 @@ import pytest
 from box_sessions import BoxClient, CCGAuth, RateLimit, RetryPolicy, TerminationReport
 from box_sessions.testing import FakeBox, LoopbackServer
 
-from .conftest import wait_for_no_connections
+from ..conftest import wait_for_no_connections
 
 pytestmark = pytest.mark.soak
 

@@ -22,7 +22,7 @@ from box_sessions import (
 )
 from box_sessions.testing import FakeClock
 
-from .conftest import TOKEN_URL, USERS_URL, MakeClient, accepted, box_error, token_answer
+from ..conftest import TOKEN_URL, USERS_URL, MakeClient, accepted, box_error, token_answer
 
 
 async def terminate(client: BoxClient) -> None:

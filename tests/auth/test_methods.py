@@ -32,7 +32,7 @@ from box_sessions import (
 )
 from box_sessions.testing import FakeBox, FakeClock
 
-from .conftest import TOKEN_URL, USERS_URL, accepted, token_answer
+from ..conftest import TOKEN_URL, USERS_URL, accepted, token_answer
 
 PASSPHRASE = "correct horse battery staple"
 

@@ -15,7 +15,7 @@ import pytest
 
 from box_sessions import BoxClient, BoxError, DeveloperTokenAuth, TerminationReport
 
-from .hostile import Action, HostileServer, Request, accepted, serve
+from ..support.hostile import Action, HostileServer, Request, accepted, serve
 
 SLOW = 0.6  # seconds the server takes to answer: every request is in flight when the cancel comes
 CANCEL_AFTER = 0.5
