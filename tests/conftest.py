@@ -94,8 +94,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def make_client(clock: FakeClock) -> MakeClient:
-    """Build clients on the fake clock, no jitter, closed at the end of the test."""
+async def make_client(clock: FakeClock) -> AsyncIterator[MakeClient]:
+    """Build clients on the fake clock, no jitter; each is closed at teardown (closing one twice is harmless)."""
     made: list[box_sessions.BoxClient] = []
 
     def make(auth: box_sessions.BoxAuth | None = None, **kwargs: Any) -> box_sessions.BoxClient:
@@ -106,7 +106,9 @@ def make_client(clock: FakeClock) -> MakeClient:
         made.append(client)
         return client
 
-    return make
+    yield make
+    for client in made:
+        await client.aclose()
 
 
 @pytest.fixture
