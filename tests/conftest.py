@@ -124,6 +124,11 @@ def ccg() -> box_sessions.CCGAuth:
     return box_sessions.CCGAuth(client_id="cid", client_secret="very-secret", enterprise_id="42")
 
 
+async def terminate(client: box_sessions.BoxClient, user_id: str = "1") -> box_sessions.SessionTerminationMessage:
+    """Terminate one user's sessions: the smallest call that goes through every layer of the client."""
+    return await client.session_termination.terminate_users_sessions(user_ids=[user_id])
+
+
 async def until(condition: Callable[[], bool], *, turns: int = 1000) -> None:
     """Let other tasks run until ``condition()`` holds; fail after ``turns`` turns of the event loop.
 

@@ -15,7 +15,7 @@ import respx
 from box_sessions import BoxClient, CCGAuth, Shared, SharedStateError, SharedToken, SharedTokens
 from box_sessions._auth import _sharing
 
-from ..conftest import TOKEN_URL, USERS_URL, accepted, token_answer
+from ..conftest import TOKEN_URL, USERS_URL, accepted, terminate, token_answer
 
 
 @attrs.define
@@ -73,10 +73,6 @@ def tokens() -> MemoryTokens:
 @pytest.fixture
 def ccg() -> CCGAuth:
     return CCGAuth(client_id="cid", client_secret="very-secret", enterprise_id="42")
-
-
-async def terminate(client: BoxClient) -> None:
-    await client.session_termination.terminate_users_sessions(["1"])
 
 
 def test_memory_share_is_a_shared() -> None:

@@ -30,6 +30,8 @@ from box_sessions import (
 )
 from box_sessions.testing import FakeBox, FakeClock, LoopbackServer, Reply, Request
 
+from ..conftest import terminate
+
 TOKEN_PATH = "/oauth2/token"
 TOKEN_URL_FOR_UNIT = "https://api.box.com/oauth2/token"
 #: The type of the ``held`` fixture.
@@ -82,10 +84,6 @@ def make_auth(kind: str, fake: FakeBox, private_key: str) -> BoxAuth:
     )
 
 
-async def terminate(client: BoxClient, group: str = "1") -> None:
-    await client.session_termination.terminate_groups_sessions([group])
-
-
 @pytest.fixture
 async def held() -> AsyncIterator[Callable[..., Awaitable[tuple[HeldTokenEndpoint, LoopbackServer]]]]:
     """Start a `HeldTokenEndpoint` on 127.0.0.1: ``endpoint, server = await held(fake)``."""
@@ -126,7 +124,7 @@ async def test_token_request_survives_its_cancelled_caller(kind: str, held: Held
         await asyncio.wait_for(terminate(client, "3"), BOUND)
     assert endpoint.token_requests == 1
     assert fake.status_counts[400] == 0  # no invalid_grant: the new refresh token was not lost
-    assert fake.terminated["group_ids"] == ["2", "3"]
+    assert fake.terminated["user_ids"] == ["2", "3"]
 
 
 async def test_oauth2_refresh_of_a_cancelled_caller_is_saved(
@@ -226,7 +224,7 @@ async def test_a_caller_waits_for_a_token_request_only_until_its_deadline(
             endpoint.release.set()
         await asyncio.wait_for(leader, BOUND)
     assert endpoint.token_requests == 1
-    assert fake.terminated["group_ids"] == ["1"]
+    assert fake.terminated["user_ids"] == ["1"]
 
 
 # -- a failed token request is shared -------------------------------------------------------------------

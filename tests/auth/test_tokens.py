@@ -22,11 +22,7 @@ from box_sessions import (
 )
 from box_sessions.testing import FakeClock
 
-from ..conftest import TOKEN_URL, USERS_URL, MakeClient, accepted, box_error, token_answer
-
-
-async def terminate(client: BoxClient) -> None:
-    await client.session_termination.terminate_users_sessions(user_ids=["1"])
+from ..conftest import TOKEN_URL, USERS_URL, MakeClient, accepted, box_error, terminate, token_answer
 
 
 def form_of(request: httpx.Request) -> dict[str, str]:

@@ -18,6 +18,7 @@ from box_sessions import (
     SessionTerminationMessage,
 )
 
+from ..conftest import terminate
 from ..support.hostile import Action, Answer, Request, accepted, serve
 
 USERS = "/2.0/users/terminate_sessions"
@@ -32,10 +33,6 @@ def answer_at_once(request: Request) -> Action:
     return accepted()
 
 
-async def terminate_one(client: BoxClient, user_id: str = "1") -> SessionTerminationMessage:
-    return await client.session_termination.terminate_users_sessions(user_ids=[user_id])
-
-
 async def test_slots_of_calls_refused_for_their_deadline_are_given_back() -> None:
     """After a burst mostly refused for its deadline, one quiet interval lets the next call out at once."""
     with serve(answer_at_once) as server:
@@ -46,14 +43,14 @@ async def test_slots_of_calls_refused_for_their_deadline_are_given_back() -> Non
             retry=RetryPolicy(total_timeout=2),
         ) as client:
             outcomes = await asyncio.wait_for(
-                asyncio.gather(*(terminate_one(client, str(i)) for i in range(BURST)), return_exceptions=True), 10
+                asyncio.gather(*(terminate(client, str(i)) for i in range(BURST)), return_exceptions=True), 10
             )
             refused = sum(isinstance(outcome, BoxTimeoutError) for outcome in outcomes)
             assert refused >= BURST - 3
             assert server.count(USERS) == BURST - refused
             await asyncio.sleep(QUIET)
             started = time.monotonic()
-            message = await asyncio.wait_for(terminate_one(client), 5)
+            message = await asyncio.wait_for(terminate(client), 5)
             elapsed = time.monotonic() - started
     assert isinstance(message, SessionTerminationMessage)
     assert elapsed < AT_ONCE
@@ -68,9 +65,9 @@ async def test_slots_of_calls_cancelled_while_waiting_are_given_back() -> None:
             rate_limit=RateLimit(requests_per_minute=PER_MINUTE),
             retry=RetryPolicy(total_timeout=60),
         ) as client:
-            first = asyncio.ensure_future(terminate_one(client))
+            first = asyncio.ensure_future(terminate(client))
             await asyncio.sleep(0.05)  # the first call takes the free slot
-            waiting = [asyncio.ensure_future(terminate_one(client, str(i))) for i in range(2, BURST + 2)]
+            waiting = [asyncio.ensure_future(terminate(client, str(i))) for i in range(2, BURST + 2)]
             await asyncio.sleep(0.3)
             assert not any(task.done() for task in waiting)
             for task in waiting:
@@ -82,7 +79,7 @@ async def test_slots_of_calls_cancelled_while_waiting_are_given_back() -> None:
             await asyncio.sleep(QUIET)
             started = time.monotonic()
             with contextlib.suppress(asyncio.TimeoutError):  # held for the cancelled ones' slots: elapsed says so
-                await asyncio.wait_for(terminate_one(client), 2 + AT_ONCE)
+                await asyncio.wait_for(terminate(client), 2 + AT_ONCE)
             elapsed = time.monotonic() - started
         sent = server.count(USERS)
     assert elapsed < AT_ONCE
@@ -115,7 +112,7 @@ async def test_a_retry_after_past_the_cap_quiets_the_whole_client() -> None:
 
             started = time.monotonic()
             with pytest.raises(RateLimitError) as raised:
-                await asyncio.wait_for(terminate_one(client), 5)
+                await asyncio.wait_for(terminate(client), 5)
             elapsed = time.monotonic() - started
             assert server.count(USERS) == sent  # not sent: the client is cooling down
     assert elapsed < 0.2

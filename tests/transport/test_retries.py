@@ -25,11 +25,7 @@ from box_sessions import (
 )
 from box_sessions.testing import FakeClock
 
-from ..conftest import ACCEPTED, GROUPS_URL, USERS_URL, MakeClient, accepted, box_error
-
-
-async def terminate(client: BoxClient) -> box_sessions.SessionTerminationMessage:
-    return await client.session_termination.terminate_users_sessions(user_ids=["1"])
+from ..conftest import ACCEPTED, GROUPS_URL, USERS_URL, MakeClient, accepted, box_error, terminate
 
 
 @pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
