@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 import box_sessions
-from box_sessions.testing import FakeClock, LoopbackServer
+from box_sessions.testing import FakeBox, FakeClock, LoopbackServer
 
 from .redis_server import RedisServer
 
@@ -25,6 +25,9 @@ USERS_URL = f"{BASE}/2.0/users/terminate_sessions"
 GROUPS_URL = f"{BASE}/2.0/groups/terminate_sessions"
 TOKEN_URL = f"{BASE}/oauth2/token"
 ACCEPTED = {"message": "Request is successful, please check the admin events for the status of the job"}
+
+#: The refresh token the suite's OAuth 2.0 credentials start from, when no FakeBox issued one.
+REFRESH_TOKEN = "r3fr3sh-0123456789"
 
 #: The type of the ``make_client`` fixture: builds a `BoxClient` on the fake clock.
 MakeClient = Callable[..., box_sessions.BoxClient]
@@ -121,7 +124,38 @@ async def client(
 
 @pytest.fixture
 def ccg() -> box_sessions.CCGAuth:
+    """CCG credentials of client "cid" acting for enterprise 42 (for respx and hand-written servers)."""
     return box_sessions.CCGAuth(client_id="cid", client_secret="very-secret", enterprise_id="42")
+
+
+def fake_ccg(fake: FakeBox, *, client_secret: str | None = None) -> box_sessions.CCGAuth:
+    """CCG credentials of FakeBox's app acting for enterprise 1 (with another ``client_secret``: ones it refuses)."""
+    secret = fake.client_secret if client_secret is None else client_secret
+    return box_sessions.CCGAuth(client_id=fake.client_id, client_secret=secret, enterprise_id="1")
+
+
+def auth_of_kind(
+    kind: str,
+    *,
+    private_key: str,
+    client_id: str = "cid",
+    client_secret: str = "very-secret",
+    refresh_token: str = REFRESH_TOKEN,
+) -> box_sessions.BoxAuth:
+    """One app's credentials as ``kind``: "ccg" or "jwt" acting for enterprise 42, "oauth2" with a refresh token."""
+    if kind == "ccg":
+        return box_sessions.CCGAuth(client_id=client_id, client_secret=client_secret, enterprise_id="42")
+    if kind == "jwt":
+        return box_sessions.JWTAuth(
+            client_id=client_id,
+            client_secret=client_secret,
+            public_key_id="key-1",
+            private_key=private_key,
+            enterprise_id="42",
+        )
+    if kind == "oauth2":
+        return box_sessions.OAuth2Auth(client_id=client_id, client_secret=client_secret, refresh_token=refresh_token)
+    raise ValueError(f"no credentials of kind {kind!r}")
 
 
 async def terminate(client: box_sessions.BoxClient, user_id: str = "1") -> box_sessions.SessionTerminationMessage:

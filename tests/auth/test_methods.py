@@ -32,7 +32,7 @@ from box_sessions import (
 )
 from box_sessions.testing import FakeBox, FakeClock
 
-from ..conftest import TOKEN_URL, USERS_URL, accepted, token_answer
+from ..conftest import TOKEN_URL, USERS_URL, accepted, fake_ccg, token_answer
 
 PASSPHRASE = "correct horse battery staple"
 
@@ -358,7 +358,7 @@ async def test_jwt_user_subject(respx_mock: respx.MockRouter, rsa_keys: tuple[st
 async def test_ccg_with_user_subject_has_its_own_token() -> None:
     """with_user_subject gives the same app as a user, with a token cache of its own."""
     fake = FakeBox()
-    enterprise = CCGAuth(client_id=fake.client_id, client_secret=fake.client_secret, enterprise_id="1")
+    enterprise = fake_ccg(fake)
     user = enterprise.with_user_subject(99)
     assert (user.user_id, user.enterprise_id) == ("99", None)
     async with fake.client(enterprise, rate_limit=None) as a, fake.client(user, rate_limit=None) as b:

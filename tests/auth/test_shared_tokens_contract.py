@@ -12,10 +12,11 @@ from collections.abc import AsyncIterator
 import attrs
 import pytest
 
-from box_sessions import CCGAuth, Shared, SharedToken, SharedTokens
+from box_sessions import Shared, SharedToken, SharedTokens
 from box_sessions.redis import RedisShare
 from box_sessions.testing import FakeBox
 
+from ..conftest import fake_ccg
 from ..redis_server import RedisServer
 from ..support.readme import readme_store
 
@@ -103,7 +104,7 @@ async def test_a_late_release_does_not_free_the_next_holders_lock(tokens: Tokens
 async def test_clients_sharing_it_make_one_token_request(tokens: Tokens) -> None:
     """Two clients given the share, as two processes, need one CCG token between them."""
     fake = FakeBox()
-    auth = CCGAuth(client_id=fake.client_id, client_secret=fake.client_secret, enterprise_id="1")
+    auth = fake_ccg(fake)
     first, second = tokens.shares
     async with fake.client(auth, shared=first) as one, fake.client(attrs.evolve(auth), shared=second) as two:
         await one.session_termination.terminate_users_sessions(user_ids=["1"])

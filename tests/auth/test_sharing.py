@@ -70,11 +70,6 @@ def tokens() -> MemoryTokens:
     return MemoryTokens()
 
 
-@pytest.fixture
-def ccg() -> CCGAuth:
-    return CCGAuth(client_id="cid", client_secret="very-secret", enterprise_id="42")
-
-
 def test_memory_share_is_a_shared() -> None:
     """The test's share satisfies the public protocols."""
     assert isinstance(MemoryShare(MemoryTokens()), Shared)
@@ -123,12 +118,13 @@ async def test_a_lock_never_freed_is_waited_for_only_so_long(
 async def test_a_failing_share_costs_no_second_token_request(
     respx_mock: respx.MockRouter,
     tokens: MemoryTokens,
+    *,
+    ccg: CCGAuth,
     caplog: pytest.LogCaptureFixture,
     failing: set[str],
     loads: int,
 ) -> None:
     """Whichever step of the share fails, the call gets one token from Box, and one WARNING says so."""
-    ccg = CCGAuth(client_id="cid", client_secret="very-secret", enterprise_id="42")
     tokens.failing = failing
     token = respx_mock.post(TOKEN_URL).mock(return_value=token_answer("tok-own"))
     api = respx_mock.post(USERS_URL).mock(return_value=accepted())

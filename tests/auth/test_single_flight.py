@@ -17,20 +17,18 @@ import pytest
 
 from box_sessions import (
     AuthenticationError,
-    BoxAuth,
     BoxClient,
     BoxError,
     BoxTimeoutError,
     CCGAuth,
     InMemoryTokenStore,
-    JWTAuth,
     OAuth2Auth,
     RetryPolicy,
     ServerError,
 )
 from box_sessions.testing import FakeBox, FakeClock, LoopbackServer, Reply, Request
 
-from ..conftest import terminate
+from ..conftest import auth_of_kind, fake_ccg, terminate
 
 TOKEN_PATH = "/oauth2/token"
 TOKEN_URL_FOR_UNIT = "https://api.box.com/oauth2/token"
@@ -65,25 +63,6 @@ class HeldTokenEndpoint:
         return reply if reply is not None else await self.fake.handle(request)
 
 
-def make_auth(kind: str, fake: FakeBox, private_key: str) -> BoxAuth:
-    if kind == "ccg":
-        return CCGAuth(client_id=fake.client_id, client_secret=fake.client_secret, enterprise_id="42")
-    if kind == "jwt":
-        return JWTAuth(
-            client_id=fake.client_id,
-            client_secret=fake.client_secret,
-            public_key_id="key-1",
-            private_key=private_key,
-            enterprise_id="42",
-        )
-    return OAuth2Auth(
-        client_id=fake.client_id,
-        client_secret=fake.client_secret,
-        refresh_token=fake.issue_refresh_token(),
-        token_store=InMemoryTokenStore(),
-    )
-
-
 @pytest.fixture
 async def held() -> AsyncIterator[Callable[..., Awaitable[tuple[HeldTokenEndpoint, LoopbackServer]]]]:
     """Start a `HeldTokenEndpoint` on 127.0.0.1: ``endpoint, server = await held(fake)``."""
@@ -109,7 +88,13 @@ async def test_token_request_survives_its_cancelled_caller(kind: str, held: Held
     """The caller that started a token request is cancelled mid-request: the others and later calls get its token."""
     fake = FakeBox(jwt_public_key=rsa_keys[1])
     endpoint, server = await held(fake)
-    auth = make_auth(kind, fake, rsa_keys[0])
+    auth = auth_of_kind(
+        kind,
+        private_key=rsa_keys[0],
+        client_id=fake.client_id,
+        client_secret=fake.client_secret,
+        refresh_token=fake.issue_refresh_token(),
+    )
     async with BoxClient(auth, base_url=server.url, rate_limit=None) as client:
         leader = asyncio.create_task(terminate(client, "1"))
         await asyncio.wait_for(endpoint.arrived.wait(), BOUND)
@@ -182,7 +167,7 @@ async def test_drain_cancels_a_token_request_that_does_not_end(held: Held, caplo
     """drain(timeout=) waits that long for a token request, then cancels it with a warning; its waiters get BoxError."""
     fake = FakeBox()
     endpoint, server = await held(fake, spend_first=False)
-    auth = CCGAuth(client_id=fake.client_id, client_secret=fake.client_secret, enterprise_id="42")
+    auth = fake_ccg(fake)
     async with BoxClient(auth, base_url=server.url, rate_limit=None) as client:
         tasks_before = asyncio.all_tasks()
         leader = asyncio.create_task(terminate(client))
@@ -206,7 +191,7 @@ async def test_a_caller_waits_for_a_token_request_only_until_its_deadline(
     """A caller waiting on another's token request past its deadline gets BoxTimeoutError; the request goes on."""
     fake = FakeBox()
     endpoint, server = await held(fake, spend_first=False)
-    auth = CCGAuth(client_id=fake.client_id, client_secret=fake.client_secret, enterprise_id="42")
+    auth = fake_ccg(fake)
     async with (
         BoxClient(auth, base_url=server.url, rate_limit=None) as patient,
         BoxClient(auth, base_url=server.url, rate_limit=None, retry=RetryPolicy(total_timeout=0.3)) as hurried,
@@ -233,7 +218,7 @@ async def test_a_caller_waits_for_a_token_request_only_until_its_deadline(
 async def test_refused_credentials_make_one_token_request_for_all_waiting() -> None:
     """50 concurrent calls with refused credentials (400 invalid_client) make one token request; all get its error."""
     fake = FakeBox()
-    auth = CCGAuth(client_id=fake.client_id, client_secret="wrong-secret", enterprise_id="42")
+    auth = fake_ccg(fake, client_secret="wrong-secret")
     async with fake.serve() as url, BoxClient(auth, base_url=url, rate_limit=None) as client:
         results = await asyncio.wait_for(
             asyncio.gather(*(terminate(client, str(i)) for i in range(50)), return_exceptions=True), BOUND
@@ -245,7 +230,7 @@ async def test_refused_credentials_make_one_token_request_for_all_waiting() -> N
     assert fake.token_requests == 2
 
 
-async def test_failing_token_endpoint_is_retried_once_for_all_waiting() -> None:
+async def test_failing_token_endpoint_is_retried_once_for_all_waiting(ccg: CCGAuth) -> None:
     """50 concurrent calls against a token endpoint answering 503 make one request per attempt (5), not 250."""
     token_requests = 0
 
@@ -255,11 +240,10 @@ async def test_failing_token_endpoint_is_retried_once_for_all_waiting() -> None:
         body = json.dumps({"type": "error", "status": 503, "code": "unavailable", "message": "down"}).encode()
         return Reply(503, body, {"content-type": "application/json"})
 
-    auth = CCGAuth(client_id="cid", client_secret="very-secret", enterprise_id="42")
     retry = RetryPolicy(max_attempts=5, jitter=False)
     async with (
         LoopbackServer(unavailable) as server,
-        BoxClient(auth, base_url=server.url, rate_limit=None, retry=retry, clock=FakeClock()) as client,
+        BoxClient(ccg, base_url=server.url, rate_limit=None, retry=retry, clock=FakeClock()) as client,
     ):
         results = await asyncio.wait_for(
             asyncio.gather(*(terminate(client, str(i)) for i in range(50)), return_exceptions=True), BOUND
@@ -269,14 +253,13 @@ async def test_failing_token_endpoint_is_retried_once_for_all_waiting() -> None:
 
 
 @pytest.mark.parametrize(("value", "error"), [(-1, ValueError), ("1", TypeError), (True, TypeError)])
-async def test_drain_timeout_is_checked(value: object, error: type[Exception]) -> None:
+async def test_drain_timeout_is_checked(value: object, error: type[Exception], ccg: CCGAuth) -> None:
     """drain(timeout=) must be a non-negative number of seconds."""
-    auth = CCGAuth(client_id="cid", client_secret="very-secret", enterprise_id="42")
     with pytest.raises(error, match="timeout"):
-        await auth.drain(timeout=value)  # type: ignore[arg-type]
+        await ccg.drain(timeout=value)  # type: ignore[arg-type]
 
 
-async def test_a_deadline_already_passed_asks_for_no_token() -> None:
+async def test_a_deadline_already_passed_asks_for_no_token(ccg: CCGAuth) -> None:
     """get_token with a deadline already passed raises BoxTimeoutError without starting a token request."""
     requests = 0
 
@@ -286,7 +269,6 @@ async def test_a_deadline_already_passed_asks_for_no_token() -> None:
         raise AssertionError("no token request expected")
 
     clock = FakeClock()
-    auth = CCGAuth(client_id="cid", client_secret="very-secret", enterprise_id="42")
     with pytest.raises(BoxTimeoutError, match="deadline passed"):
-        await auth.get_token(post, httpx.URL(TOKEN_URL_FOR_UNIT), clock, deadline=clock.monotonic() - 1)
+        await ccg.get_token(post, httpx.URL(TOKEN_URL_FOR_UNIT), clock, deadline=clock.monotonic() - 1)
     assert requests == 0

@@ -63,7 +63,7 @@ def test_oauth2_tokens_lose_surrounding_white_space() -> None:
 
 @pytest.mark.parametrize("token", BAD_TOKENS)
 async def test_token_endpoint_answering_an_unsendable_token_fails_at_once(
-    token: str, caplog: pytest.LogCaptureFixture
+    token: str, caplog: pytest.LogCaptureFixture, ccg: CCGAuth
 ) -> None:
     """An access token from the token endpoint that cannot go in a header is an AuthenticationError, not retried."""
     paths: list[str] = []
@@ -73,8 +73,7 @@ async def test_token_endpoint_answering_an_unsendable_token_fails_at_once(
         body = {"access_token": token, "expires_in": 3600, "token_type": "bearer"}
         return Reply(200, json.dumps(body).encode(), {"content-type": "application/json"})
 
-    auth = CCGAuth(client_id="cid", client_secret="very-secret", enterprise_id="42")
-    async with LoopbackServer(handler) as server, BoxClient(auth, base_url=server.url, rate_limit=None) as client:
+    async with LoopbackServer(handler) as server, BoxClient(ccg, base_url=server.url, rate_limit=None) as client:
         with pytest.raises(AuthenticationError, match="access_token") as info:
             await client.session_termination.terminate_users_sessions(["1"])
     assert paths == ["/oauth2/token"]  # one token request, no retry, no API call

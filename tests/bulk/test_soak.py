@@ -11,10 +11,10 @@ import random
 
 import pytest
 
-from box_sessions import BoxClient, CCGAuth, RateLimit, RetryPolicy, TerminationReport
+from box_sessions import BoxClient, RateLimit, RetryPolicy, TerminationReport
 from box_sessions.testing import FakeBox, LoopbackServer
 
-from ..conftest import wait_for_no_connections
+from ..conftest import fake_ccg, wait_for_no_connections
 
 pytestmark = pytest.mark.soak
 
@@ -50,10 +50,11 @@ def faulty_box(seed: int) -> FakeBox:
 
 
 def client_for(fake: FakeBox, url: str) -> BoxClient:
-    auth = CCGAuth(client_id=fake.client_id, client_secret=fake.client_secret, enterprise_id="1")
     retry = RetryPolicy(initial_backoff=0.05, max_backoff=0.5, total_timeout=60)
     # 1 s per attempt: ample for an answer of 5 ms on a machine whose cores are busy, short of a 2 s stall.
-    return BoxClient(auth, base_url=url, timeout=1.0, retry=retry, rate_limit=RateLimit(requests_per_minute=12_000))
+    return BoxClient(
+        fake_ccg(fake), base_url=url, timeout=1.0, retry=retry, rate_limit=RateLimit(requests_per_minute=12_000)
+    )
 
 
 async def run_job(client: BoxClient, given: dict[str, list[str]]) -> TerminationReport:

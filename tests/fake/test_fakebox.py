@@ -13,7 +13,6 @@ from box_sessions import (
     BadRequestError,
     BoxConnectionError,
     BoxTimeoutError,
-    CCGAuth,
     DeveloperTokenAuth,
     NotFoundError,
     PermissionDeniedError,
@@ -23,11 +22,9 @@ from box_sessions import (
 )
 from box_sessions.testing import ControlEndpoint, DropConnection, FakeBox, FakeClock, Request
 
+from ..conftest import fake_ccg
+
 NO_RETRY = RetryPolicy(max_attempts=1)
-
-
-def ccg(fake: FakeBox, **kwargs: str) -> CCGAuth:
-    return CCGAuth(client_id=fake.client_id, client_secret=kwargs.get("secret", fake.client_secret), enterprise_id="1")
 
 
 def post(path: str, body: bytes, token: str = "fake-developer-token") -> Request:
@@ -157,7 +154,7 @@ async def test_ccg_token_expires_and_is_refreshed() -> None:
     """Tokens expire after token_lifetime; the client refreshes ahead of expiry and keeps going."""
     clock = FakeClock()
     fake = FakeBox(token_lifetime=10, clock=clock)
-    async with fake.client(ccg(fake), rate_limit=None, clock=clock) as client:
+    async with fake.client(fake_ccg(fake), rate_limit=None, clock=clock) as client:
         await client.session_termination.terminate_groups_sessions(["1"])
         clock.advance(6)  # past half-life: refreshed before use
         await client.session_termination.terminate_groups_sessions(["2"])
@@ -170,7 +167,7 @@ async def test_expired_token_is_401_then_refreshed() -> None:
     clock = FakeClock()
     fake = FakeBox(token_lifetime=10, clock=clock)
     client_clock = FakeClock()  # the client believes its token is still fresh
-    async with fake.client(ccg(fake), rate_limit=None, clock=client_clock) as client:
+    async with fake.client(fake_ccg(fake), rate_limit=None, clock=client_clock) as client:
         await client.session_termination.terminate_groups_sessions(["1"])
         clock.advance(11)
         await client.session_termination.terminate_groups_sessions(["2"])
@@ -181,7 +178,7 @@ async def test_expired_token_is_401_then_refreshed() -> None:
 async def test_token_endpoint_refuses_bad_credentials() -> None:
     """Wrong client credentials get the OAuth error shape; no secret is recorded."""
     fake = FakeBox()
-    async with fake.client(ccg(fake, secret="wrong"), rate_limit=None) as client:
+    async with fake.client(fake_ccg(fake, client_secret="wrong"), rate_limit=None) as client:
         with pytest.raises(AuthenticationError, match="The client credentials are invalid"):
             await client.session_termination.terminate_groups_sessions(["1"])
     assert all(r.body is None for r in fake.requests if r.path == "/oauth2/token")

@@ -130,12 +130,11 @@ async def test_a_deeply_nested_400_raises_bad_request() -> None:
                 await asyncio.wait_for(client.session_termination.terminate_users_sessions(user_ids=["1"]), 10)
 
 
-async def test_a_deeply_nested_token_answer_raises_authentication_error() -> None:
+async def test_a_deeply_nested_token_answer_raises_authentication_error(ccg: CCGAuth) -> None:
     """A token answer whose JSON is nested 10,000 levels deep raises AuthenticationError."""
-    auth = CCGAuth(client_id="cid", client_secret="very-secret", enterprise_id="42")
     retry = RetryPolicy(max_attempts=1)
     with serve(nested_handler(200)) as server:
-        async with BoxClient(auth, base_url=server.url, rate_limit=None, retry=retry) as client:
+        async with BoxClient(ccg, base_url=server.url, rate_limit=None, retry=retry) as client:
             with pytest.raises(AuthenticationError):
                 await asyncio.wait_for(client.session_termination.terminate_users_sessions(user_ids=["1"]), 10)
         assert server.count(USERS) == 0

@@ -44,7 +44,7 @@ async def test_total_timeout_is_wall_clock_against_a_dripping_answer(part: str) 
     assert elapsed <= TOTAL + SLACK
 
 
-async def test_total_timeout_is_wall_clock_against_a_dripping_token_answer() -> None:
+async def test_total_timeout_is_wall_clock_against_a_dripping_token_answer(ccg: CCGAuth) -> None:
     """A CCG call whose token answer drips one byte every 0.3 s raises BoxTimeoutError by total_timeout."""
 
     def handler(request: Request) -> Action:
@@ -52,10 +52,9 @@ async def test_total_timeout_is_wall_clock_against_a_dripping_token_answer() -> 
             return Drip(200, TOKEN_BODY, JSON, interval=DRIP, part="head")
         return accepted()
 
-    auth = CCGAuth(client_id="cid", client_secret="very-secret", enterprise_id="42")
     retry = RetryPolicy(total_timeout=TOTAL, initial_backoff=0.05, max_backoff=0.1)
     with serve(handler) as server:
-        async with BoxClient(auth, base_url=server.url, timeout=ATTEMPT, retry=retry, rate_limit=None) as client:
+        async with BoxClient(ccg, base_url=server.url, timeout=ATTEMPT, retry=retry, rate_limit=None) as client:
             started = time.monotonic()
             with pytest.raises(BoxTimeoutError):
                 await asyncio.wait_for(client.session_termination.terminate_users_sessions(user_ids=["1"]), OUTER)

@@ -16,20 +16,16 @@ import pytest
 from box_sessions import (
     AuthenticationError,
     BoxAPIError,
-    BoxAuth,
     BoxClient,
-    CCGAuth,
-    JWTAuth,
-    OAuth2Auth,
     RetryPolicy,
     ServerError,
 )
 
+from ..conftest import REFRESH_TOKEN, auth_of_kind
 from ..support.hostile import Action, HostileServer, Request, accepted, html_echo, oauth_echo, serve
 
 TOKEN = "/oauth2/token"
-SECRET = "very-secret"
-REFRESH = "r3fr3sh-0123456789"
+SECRET = "very-secret"  # the client secret of every kind of credentials auth_of_kind makes
 RETRY = RetryPolicy(max_attempts=2, initial_backoff=0.01, max_backoff=0.01, total_timeout=20)
 ECHOES: dict[str, tuple[Callable[[Request], Action], type[BoxAPIError]]] = {
     "oauth-400": (oauth_echo, AuthenticationError),
@@ -47,16 +43,6 @@ def echoing(echo: Callable[[Request], Action]) -> Callable[[Request], Action]:
 @pytest.fixture
 def private_key(rsa_keys: tuple[str, str]) -> str:
     return rsa_keys[0]
-
-
-def make_auth(kind: str, private_key: str) -> BoxAuth:
-    if kind == "ccg":
-        return CCGAuth(client_id="cid", client_secret=SECRET, enterprise_id="42")
-    if kind == "oauth2":
-        return OAuth2Auth(client_id="cid", client_secret=SECRET, refresh_token=REFRESH)
-    return JWTAuth(
-        client_id="cid", client_secret=SECRET, public_key_id="kid-1", private_key=private_key, enterprise_id="42"
-    )
 
 
 def secrets_sent(server: HostileServer) -> set[str]:
@@ -92,13 +78,13 @@ async def test_an_echoing_token_endpoint_leaks_nothing_through_the_error(
     handler, error_class = ECHOES[echo]
     with serve(echoing(handler)) as server:
         async with BoxClient(
-            make_auth(auth_kind, private_key), base_url=server.url, rate_limit=None, retry=RETRY
+            auth_of_kind(auth_kind, private_key=private_key), base_url=server.url, rate_limit=None, retry=RETRY
         ) as client:
             with pytest.raises(error_class) as raised:
                 await asyncio.wait_for(client.session_termination.terminate_users_sessions(user_ids=["1"]), 10)
         secrets = secrets_sent(server)
     assert SECRET in secrets  # the endpoint did receive, and echo, the secrets
-    assert auth_kind != "oauth2" or REFRESH in secrets
+    assert auth_kind != "oauth2" or REFRESH_TOKEN in secrets
     assert auth_kind != "jwt" or len(secrets) == 2
     assert_redacted(str(raised.value), secrets)
     assert_redacted(repr(raised.value), secrets)
@@ -111,7 +97,7 @@ async def test_an_echoing_token_endpoint_leaks_nothing_through_the_report(echo: 
     handler, error_class = ECHOES[echo]
     with serve(echoing(handler)) as server:
         async with BoxClient(
-            make_auth("ccg", private_key), base_url=server.url, rate_limit=None, retry=RETRY
+            auth_of_kind("ccg", private_key=private_key), base_url=server.url, rate_limit=None, retry=RETRY
         ) as client:
             report = await asyncio.wait_for(client.session_termination.terminate(user_ids=["1", "2", "3"]), 10)
         secrets = secrets_sent(server)
