@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
@@ -16,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 import box_sessions
-from box_sessions.testing import FakeBox, FakeClock, LoopbackServer
+from box_sessions.testing import FakeBox, FakeClock, LoopbackServer, Reply
 
 from .redis_server import RedisServer
 
@@ -33,9 +35,12 @@ REFRESH_TOKEN = "r3fr3sh-0123456789"
 MakeClient = Callable[..., box_sessions.BoxClient]
 
 
-def box_error(status: int, code: str = "error", message: str = "something failed", **headers: str) -> httpx.Response:
-    """An error response shaped as Box sends it (``ClientError``)."""
-    body = {
+# -- what Box answers: the bodies, then as respx answers and as LoopbackServer replies ------------
+
+
+def box_error_body(status: int, code: str = "error", message: str = "something failed") -> dict[str, Any]:
+    """The body of an error answer as Box sends it (``ClientError``)."""
+    return {
         "type": "error",
         "status": status,
         "code": code,
@@ -44,23 +49,42 @@ def box_error(status: int, code: str = "error", message: str = "something failed
         "help_url": "https://developer.box.com/guides/api-calls/permissions-and-errors/common-errors/",
         "context_info": {"errors": [{"reason": "invalid_parameter"}]},
     }
-    return httpx.Response(status, json=body, headers={k.replace("_", "-"): v for k, v in headers.items()})
+
+
+def token_body(
+    access_token: str = "tok-1", *, expires_in: float = 3600, refresh_token: str | None = None
+) -> dict[str, Any]:
+    """The body of a token endpoint's success, as Box sends it (with ``refresh_token`` for OAuth 2.0)."""
+    body: dict[str, Any] = {
+        "access_token": access_token,
+        "expires_in": expires_in,
+        "token_type": "bearer",
+        "restricted_to": [],
+    }
+    if refresh_token is not None:
+        body["refresh_token"] = refresh_token
+    return body
+
+
+def box_error(status: int, code: str = "error", message: str = "something failed", **headers: str) -> httpx.Response:
+    """An error response shaped as Box sends it; ``retry_after="30"`` sends the header ``retry-after: 30``."""
+    headers = {k.replace("_", "-"): v for k, v in headers.items()}
+    return httpx.Response(status, json=box_error_body(status, code, message), headers=headers)
 
 
 def accepted() -> httpx.Response:
+    """Box's 202 to a termination request."""
     return httpx.Response(202, json=ACCEPTED)
 
 
 def token_answer(token: str = "tok-1", expires_in: float = 3600) -> httpx.Response:
-    return httpx.Response(
-        200,
-        json={
-            "access_token": token,
-            "expires_in": expires_in,
-            "token_type": "bearer",
-            "restricted_to": [],
-        },
-    )
+    """A token endpoint's success."""
+    return httpx.Response(200, json=token_body(token, expires_in=expires_in))
+
+
+def json_reply(status: int, body: Any) -> Reply:
+    """A `LoopbackServer` handler's answer with a JSON body (``json_reply(202, ACCEPTED)``)."""
+    return Reply(status, json.dumps(body).encode(), {"content-type": "application/json"})
 
 
 # Every secret the suite uses, and the shapes of the ones FakeBox makes up. No log record of any
@@ -89,6 +113,11 @@ def find_secret(text: str) -> str | None:
     """The first secret-looking part of ``text``, or None."""
     match = SECRETS.search(text)
     return None if match is None else match.group(0)
+
+
+def form_of(request: httpx.Request) -> dict[str, str]:
+    """The url-encoded form a request carries (a token request's)."""
+    return {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
 
 
 @pytest.fixture

@@ -7,18 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-README = Path(__file__).parent.parent / "README.md"
+from .support.readme import readme_python_block
+
 STRICT_MODE = re.compile(r"asyncio: mode=(Mode\.)?strict", re.IGNORECASE)  # pytest-asyncio's header line
-
-
-def readme_python_block(section: str) -> str:
-    """The first ``python`` code block of the README section headed ``## <section>``."""
-    text = README.read_text(encoding="utf-8")
-    start = text.index(f"\n## {section}\n")
-    end = text.find("\n## ", start + 1)
-    match = re.search(r"```python\n(.*?)```", text[start : end if end != -1 else None], re.DOTALL)
-    assert match is not None, f"no python block in README section {section!r}"
-    return match.group(1)
+FAKE_BOX_SECTION = "## Testing with the fake Box"
 
 
 def run_in_fresh_project(tmp_path: Path, test_source: str) -> subprocess.CompletedProcess[str]:
@@ -36,7 +28,7 @@ def run_in_fresh_project(tmp_path: Path, test_source: str) -> subprocess.Complet
 
 def test_readme_fake_box_test_passes_as_printed(tmp_path: Path) -> None:
     """The test printed in "Testing with the fake Box" passes in a fresh project in pytest-asyncio's strict mode."""
-    result = run_in_fresh_project(tmp_path, readme_python_block("Testing with the fake Box"))
+    result = run_in_fresh_project(tmp_path, readme_python_block(FAKE_BOX_SECTION))
     assert STRICT_MODE.search(result.stdout), result.stdout
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"\b1 passed\b", result.stdout), result.stdout
@@ -44,7 +36,7 @@ def test_readme_fake_box_test_passes_as_printed(tmp_path: Path) -> None:
 
 def test_readme_fake_box_test_needs_its_marker_in_strict_mode(tmp_path: Path) -> None:
     """Without its asyncio marker the README's test does not pass in strict mode: the marker is needed."""
-    source = readme_python_block("Testing with the fake Box")
+    source = readme_python_block(FAKE_BOX_SECTION)
     unmarked = source.replace("@pytest.mark.asyncio\n", "")
     assert unmarked != source
     result = run_in_fresh_project(tmp_path, unmarked)

@@ -8,7 +8,6 @@ import json
 import ssl
 import stat
 from pathlib import Path
-from urllib.parse import parse_qs
 
 import httpx
 import jwt
@@ -32,7 +31,7 @@ from box_sessions import (
 )
 from box_sessions.testing import FakeBox, FakeClock
 
-from ..conftest import TOKEN_URL, USERS_URL, accepted, fake_ccg, token_answer
+from ..conftest import TOKEN_URL, USERS_URL, accepted, fake_ccg, form_of, token_answer
 
 PASSPHRASE = "correct horse battery staple"
 
@@ -272,7 +271,7 @@ async def test_jwt_assertion_claims(respx_mock: respx.MockRouter, rsa_keys: tupl
         await client.session_termination.terminate_users_sessions(["1"])
         clock.advance(2)
         await client.session_termination.terminate_users_sessions(["1"])
-    forms = [{k: v[0] for k, v in parse_qs(c.request.content.decode()).items()} for c in route.calls]
+    forms = [form_of(c.request) for c in route.calls]
     assert forms[0]["grant_type"] == "urn:ietf:params:oauth:grant-type:jwt-bearer"
     claims = [
         jwt.decode(
@@ -345,7 +344,7 @@ async def test_jwt_user_subject(respx_mock: respx.MockRouter, rsa_keys: tuple[st
     for auth in (JWTAuth.from_config(config, user_id=7), JWTAuth.from_config(config).with_user_subject(7)):
         async with BoxClient(auth, rate_limit=None) as client:
             await client.session_termination.terminate_users_sessions(["1"])
-        form = {k: v[0] for k, v in parse_qs(route.calls.last.request.content.decode()).items()}
+        form = form_of(route.calls.last.request)
         claims = jwt.decode(
             form["assertion"], public, algorithms=["RS256"], audience="https://api.box.com/oauth2/token"
         )

@@ -7,7 +7,6 @@ so a cancelled caller really hangs up its connection, as a web request that went
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
@@ -28,7 +27,7 @@ from box_sessions import (
 )
 from box_sessions.testing import FakeBox, FakeClock, LoopbackServer, Reply, Request
 
-from ..conftest import auth_of_kind, fake_ccg, terminate
+from ..conftest import auth_of_kind, box_error_body, fake_ccg, json_reply, terminate
 
 TOKEN_PATH = "/oauth2/token"
 TOKEN_URL_FOR_UNIT = "https://api.box.com/oauth2/token"
@@ -237,8 +236,7 @@ async def test_failing_token_endpoint_is_retried_once_for_all_waiting(ccg: CCGAu
     async def unavailable(request: Request) -> Reply:
         nonlocal token_requests
         token_requests += 1
-        body = json.dumps({"type": "error", "status": 503, "code": "unavailable", "message": "down"}).encode()
-        return Reply(503, body, {"content-type": "application/json"})
+        return json_reply(503, box_error_body(503, "unavailable", "down"))
 
     retry = RetryPolicy(max_attempts=5, jitter=False)
     async with (

@@ -6,12 +6,12 @@ character inside cannot be sent in a header, and the error must not quote it.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from box_sessions import AuthenticationError, BoxClient, CCGAuth, DeveloperTokenAuth, OAuth2Auth
 from box_sessions.testing import FakeBox, LoopbackServer, Reply, Request
+
+from ..conftest import json_reply, token_body
 
 # Bad tokens: the marker "zq7" is in each, so a message or log quoting any part of one is caught.
 BAD_TOKENS = [
@@ -70,8 +70,7 @@ async def test_token_endpoint_answering_an_unsendable_token_fails_at_once(
 
     async def handler(request: Request) -> Reply:
         paths.append(request.path)
-        body = {"access_token": token, "expires_in": 3600, "token_type": "bearer"}
-        return Reply(200, json.dumps(body).encode(), {"content-type": "application/json"})
+        return json_reply(200, token_body(token))
 
     async with LoopbackServer(handler) as server, BoxClient(ccg, base_url=server.url, rate_limit=None) as client:
         with pytest.raises(AuthenticationError, match="access_token") as info:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any
-from urllib.parse import parse_qs
 
 import httpx
 import pytest
@@ -22,11 +21,7 @@ from box_sessions import (
 )
 from box_sessions.testing import FakeClock
 
-from ..conftest import TOKEN_URL, USERS_URL, MakeClient, accepted, box_error, terminate, token_answer
-
-
-def form_of(request: httpx.Request) -> dict[str, str]:
-    return {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
+from ..conftest import TOKEN_URL, USERS_URL, MakeClient, accepted, box_error, form_of, terminate, token_answer
 
 
 async def test_ccg_fetches_token_before_first_use(

@@ -34,6 +34,8 @@ from typing import Any, Literal, TypeAlias
 
 import attrs
 
+from ..conftest import ACCEPTED, token_body
+
 __all__ = [
     "ACCEPTED",
     "MAX_ACTION_SECONDS",
@@ -71,8 +73,6 @@ _REASONS = {
     502: "Bad Gateway",
     503: "Service Unavailable",
 }
-
-ACCEPTED = {"message": "Request is successful, please check the admin events for the status of the job"}
 
 
 @attrs.frozen
@@ -172,10 +172,7 @@ def accepted(*, delay: float = 0.0) -> Answer:
 
 def token_answer(access_token: str, *, refresh_token: str | None = None, delay: float = 0.0) -> Answer:
     """A token endpoint's success, as Box sends it."""
-    body: dict[str, Any] = {"access_token": access_token, "expires_in": 3600, "token_type": "bearer"}
-    if refresh_token is not None:
-        body["refresh_token"] = refresh_token
-    return json_answer(200, body, delay=delay)
+    return json_answer(200, token_body(access_token, refresh_token=refresh_token), delay=delay)
 
 
 def oauth_error(status: int, error: str, description: str, *, delay: float = 0.0) -> Answer:

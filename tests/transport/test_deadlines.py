@@ -11,7 +11,8 @@ import pytest
 import box_sessions
 from box_sessions import BoxClient, BoxTimeoutError, CCGAuth, DeveloperTokenAuth, RetryPolicy
 
-from ..support.hostile import ACCEPTED, Action, Drip, Request, accepted, serve
+from ..conftest import ACCEPTED, token_body
+from ..support.hostile import Action, Drip, Request, accepted, serve
 
 TOTAL = 2.0  # RetryPolicy(total_timeout=)
 ATTEMPT = 1.0  # BoxClient(timeout=)
@@ -21,7 +22,7 @@ DRIP = 0.3  # seconds per byte: each read gets a byte well within ATTEMPT
 USERS = "/2.0/users/terminate_sessions"
 TOKEN = "/oauth2/token"
 ACCEPTED_BODY = json.dumps(ACCEPTED).encode()
-TOKEN_BODY = json.dumps({"access_token": "acc3ss-1", "expires_in": 3600, "token_type": "bearer"}).encode()
+TOKEN_BODY = json.dumps(token_body("acc3ss-1")).encode()
 JSON = {"content-type": "application/json"}
 
 

@@ -11,7 +11,7 @@ import box_sessions
 from box_sessions._sending._gate import DEFAULT_POOL_SIZE, Gate, pool_size
 from box_sessions.testing import FakeBox, LoopbackServer, Reply, Request
 
-from ..conftest import ACCEPTED
+from ..conftest import ACCEPTED, json_reply
 
 
 async def hold(gate: Gate, name: str, entered: list[str], release: asyncio.Event) -> None:
@@ -115,7 +115,7 @@ async def test_requests_never_queue_in_httpcore_pool() -> None:
     async def handler(_request: Request) -> Reply:
         seen.append(len(http._transport._pool._requests))  # type: ignore[attr-defined]
         await asyncio.sleep(0.02)
-        return Reply(202, str(ACCEPTED).replace("'", '"').encode(), {"content-type": "application/json"})
+        return json_reply(202, ACCEPTED)
 
     async with (
         LoopbackServer(handler) as server,

@@ -13,15 +13,14 @@ import pytest
 from box_sessions import BoxClient, BoxConnectionError, DeveloperTokenAuth, RateLimit, RetryPolicy
 from box_sessions.testing import DropConnection, FakeBox, LoopbackServer, Reply, Request
 
-from ..conftest import ACCEPTED, wait_for_no_connections
+from ..conftest import ACCEPTED, json_reply, wait_for_no_connections
 
 AUTH = DeveloperTokenAuth("dev-token")
 FAST_RETRY = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, total_timeout=20)
-ACCEPTED_BODY = json.dumps(ACCEPTED).encode()
 
 
 def accepted() -> Reply:
-    return Reply(202, ACCEPTED_BODY, {"content-type": "application/json"})
+    return json_reply(202, ACCEPTED)
 
 
 async def test_read_timeout_is_retried_then_answered() -> None:
