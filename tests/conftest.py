@@ -192,6 +192,13 @@ async def terminate(client: box_sessions.BoxClient, user_id: str = "1") -> box_s
     return await client.session_termination.terminate_users_sessions(user_ids=[user_id])
 
 
+# -- waiting for another task, a server or a process: on a condition or an event, never on the clock ----
+
+#: Seconds after which a wait on another task, thread or process fails the test. Only a failing
+#: test waits this long: a passing one goes on as soon as what it waits for happens.
+BOUND = 10.0
+
+
 async def until(condition: Callable[[], bool], *, turns: int = 1000) -> None:
     """Let other tasks run until ``condition()`` holds; fail after ``turns`` turns of the event loop.
 
@@ -205,13 +212,91 @@ async def until(condition: Callable[[], bool], *, turns: int = 1000) -> None:
     raise AssertionError(f"the condition did not hold after {turns} turns of the event loop")
 
 
+def awaits(task: asyncio.Task[Any], function: str) -> bool:
+    """Whether ``task`` is suspended inside a call of the coroutine function named ``function``.
+
+    Follows the coroutines the task awaits, one inside the other, so that a test can wait (with
+    `until`) for another task to reach a point, such as a call waiting in ``get_token`` for the
+    token request in flight, instead of sleeping and hoping it got there.
+    """
+    awaited: Any = task.get_coro()
+    while awaited is not None:
+        frame = getattr(awaited, "cr_frame", None)
+        if frame is not None and frame.f_code.co_name == function:
+            return True
+        awaited = getattr(awaited, "cr_await", None)
+    return False
+
+
 async def wait_for_no_connections(server: LoopbackServer) -> None:
-    """Wait (up to 3 s) until the server has no open connection; fail if one stays."""
-    for _ in range(300):
-        if server.open_connections == 0:
+    """Wait, on the server's own tasks, until it has no open connection; fail after `BOUND` s."""
+    await _wait_for_server(server, lambda: server.open_connections == 0, "open connections")
+
+
+async def wait_for_server_idle(server: LoopbackServer) -> None:
+    """Wait until every task of the server has ended: no connection, handler or socket watcher left."""
+    await _wait_for_server(server, lambda: not server.tasks, "tasks running")
+
+
+async def _wait_for_server(server: LoopbackServer, done: Callable[[], bool], what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BOUND
+    while not done():
+        remaining = deadline - loop.time()
+        if remaining <= 0 or not server.tasks:
+            raise AssertionError(f"the server still has {what} after {BOUND:g} s")
+        # Each end of a connection, handler or watcher is a step: check again after each.
+        await asyncio.wait(server.tasks, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+
+
+class HeldClock(FakeClock):
+    """A `FakeClock` whose sleeps, between `hold` and `release`, wait for the release (or a cancel).
+
+    A test sees who waits and for how long (``sleeps``) and how many wait at once (``waiting``)
+    before any time passes; on `release` each sleeper wakes at the time it slept until.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = 0
+        self._held = False
+        self._released = asyncio.Event()
+        self._changed = asyncio.Event()
+
+    def hold(self) -> None:
+        """From now on, sleeps wait for `release`."""
+        self._held = True
+        self._released.clear()
+
+    def release(self) -> None:
+        """Wake every sleeper; sleeps from now on take no time again."""
+        self._held = False
+        self._released.set()
+
+    async def sleep(self, seconds: float) -> None:
+        if not self._held:
+            await super().sleep(seconds)
             return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{server.open_connections} connections still open")
+        self.sleeps.append(seconds)
+        wake = self.now + max(0.0, seconds)
+        self._count(+1)
+        try:
+            await self._released.wait()
+        finally:
+            self._count(-1)
+        self.now = max(self.now, wake)
+
+    async def until_waiting(self, count: int) -> None:
+        """Wait until ``count`` sleeps wait at once; fail after `BOUND` s."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BOUND
+        while self.waiting < count:
+            self._changed.clear()
+            await asyncio.wait_for(self._changed.wait(), max(0.0, deadline - loop.time()))
+
+    def _count(self, change: int) -> None:
+        self.waiting += change
+        self._changed.set()
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ from typing import Any, Literal, TypeAlias
 
 import attrs
 
-from ..conftest import ACCEPTED, token_body
+from ..conftest import ACCEPTED, BOUND, token_body
 
 __all__ = [
     "ACCEPTED",
@@ -297,12 +297,14 @@ class HostileServer:
     """Serves ``handler`` on 127.0.0.1 from a thread of its own; see the module docstring.
 
     Counts are safe to read from any thread: requests per path, connections open, requests
-    being answered (``busy``), and the log of every request.
+    being answered (``busy``), and the log of every request. A test waits for them to reach a
+    value with `wait_until`, woken by each change, never by polling the clock.
     """
 
     def __init__(self, handler: Handler) -> None:
         self._handler = handler
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: a condition of `wait_until` reads the counts under it
+        self._changed = threading.Condition(self._lock)
         self._counts: collections.Counter[str] = collections.Counter()
         self._log: list[Request] = []
         self._open = 0
@@ -341,6 +343,24 @@ class HostileServer:
         """Requests received and not yet fully answered (or given up because the client left)."""
         with self._lock:
             return self._busy
+
+    async def wait_until(self, condition: Callable[[], bool]) -> None:
+        """Wait until ``condition()`` holds, checked at each change of the counts; fail after `BOUND` s.
+
+        The wait blocks a worker thread, not the caller's event loop: the client under test goes
+        on meanwhile.
+        """
+
+        def wait() -> bool:
+            with self._changed:
+                return self._changed.wait_for(condition, BOUND)
+
+        if not await asyncio.to_thread(wait):
+            raise AssertionError(f"the hostile server did not get there in {BOUND:g} s")
+
+    def _note(self) -> None:
+        """Wake `wait_until`: a count changed. Called with the lock held."""
+        self._changed.notify_all()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="hostile-server", daemon=True)
@@ -400,6 +420,7 @@ class HostileServer:
         self._writers.add(writer)
         with self._lock:
             self._open += 1
+            self._note()
         conn = _Connection(reader, writer)
         try:
             while await self._serve_one(conn):
@@ -409,6 +430,7 @@ class HostileServer:
         finally:
             with self._lock:
                 self._open -= 1
+                self._note()
             self._connections.discard(task)
             self._writers.discard(writer)
             writer.transport.abort()  # close at once, unsent data and all
@@ -423,6 +445,7 @@ class HostileServer:
             request = Request(method, path, headers, body, self._counts[path.split("?")[0]], time.monotonic())
             self._log.append(request)
             self._busy += 1
+            self._note()
         try:
             try:
                 action = self._handler(request)
@@ -433,6 +456,7 @@ class HostileServer:
         finally:
             with self._lock:
                 self._busy -= 1
+                self._note()
 
     async def _perform_watched(self, conn: _Connection, action: Action) -> bool:
         """Perform ``action`` while watching the socket: when the client hangs up, stop at once."""
