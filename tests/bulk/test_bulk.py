@@ -238,8 +238,19 @@ async def test_invalid_items_are_reported_not_sent(respx_mock: respx.MockRouter,
     assert all(type(f.error) is ValueError for f in report.failed)
     assert "user_ids" in str(report.failed[0].error)
     assert not report.ok  # ok means nothing failed, invalid input included
+    assert report.terminated == {"user_ids": ["1", "3"], "user_logins": ["ok@example.com"], "group_ids": []}
     assert report.terminated_count == 3
     assert "6 invalid input" in str(report)
+
+
+async def test_a_repeated_invalid_value_fails_once_and_counts_as_duplicates(
+    respx_mock: respx.MockRouter, client: BoxClient
+) -> None:
+    """An invalid value given three times is one failure and two duplicates."""
+    respx_mock.post(USERS_URL).mock(return_value=accepted())
+    report = await client.session_termination.terminate(user_ids=["1", "abc", "abc", "abc"])
+    assert [failure.value for failure in report.failed] == ["abc"]
+    assert report.duplicates == 2
 
 
 async def test_async_iterable_inputs(respx_mock: respx.MockRouter, client: BoxClient) -> None:
@@ -405,6 +416,38 @@ async def test_nothing_lost_when_progress_callback_fails(respx_mock: respx.MockR
     with pytest.raises(RuntimeError, match="disk full"):
         await client.session_termination.terminate(user_ids=range(100), batch_size=10, on_progress=on_progress)
     assert asyncio.all_tasks() == before
+
+
+class InterruptError(Exception):
+    """What the progress callback raises."""
+
+
+async def test_an_exception_from_on_progress_keeps_what_box_accepted(
+    respx_mock: respx.MockRouter, client: BoxClient
+) -> None:
+    """An exception raised by on_progress propagates with the report so far as its termination_report.
+
+    The chosen design: `terminate` re-raises the callback's own exception (not a wrapper), with
+    the `TerminationReport` so far attached as the attribute ``termination_report``, in which
+    every id Box accepted is listed as terminated.
+    """
+    route = respx_mock.post(USERS_URL).mock(return_value=accepted())
+    ids = [str(1000 + i) for i in range(50)]
+    seen: list[Progress] = []
+
+    def on_progress(progress: Progress) -> None:
+        seen.append(progress)
+        if len(seen) == 2:
+            raise InterruptError("stop after the second batch")
+
+    with pytest.raises(InterruptError) as raised:
+        await client.session_termination.terminate(
+            user_ids=ids, batch_size=10, max_concurrency=1, on_progress=on_progress
+        )
+    assert sent_ids(route) == ids[:20]  # one batch at a time: the third was never sent
+    report = getattr(raised.value, "termination_report", None)
+    assert isinstance(report, TerminationReport)
+    assert sorted(report.terminated["user_ids"]) == sorted(sent_ids(route))
 
 
 def test_seen_set_is_exact_across_merges() -> None:

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
+import textwrap
 from typing import Any
 
 import httpx
 import pytest
 import respx
 
-from box_sessions import BoxClient, DeveloperTokenAuth, RetryPolicy
+from box_sessions import BoxClient, CCGAuth, DeveloperTokenAuth, RetryPolicy, SessionTerminationMessage
 
-from ..conftest import ACCEPTED, GROUPS_URL, USERS_URL, accepted
+from ..conftest import ACCEPTED, GROUPS_URL, USERS_URL, accepted, terminate, token_answer
+from ..support import hostile
 
 AUTH = DeveloperTokenAuth("dev-token")
+PROXY = "https://proxy.example.com/box"
 
 
 @pytest.mark.parametrize(
@@ -142,12 +148,21 @@ async def test_usable_without_async_with(respx_mock: respx.MockRouter) -> None:
     assert msg.message == ACCEPTED["message"]
 
 
-async def test_base_url_with_path_prefix(respx_mock: respx.MockRouter) -> None:
-    """A base_url with a path (a proxy prefix) keeps it in front of /2.0."""
-    route = respx_mock.post("https://proxy.example.com/box/2.0/groups/terminate_sessions").mock(return_value=accepted())
-    async with BoxClient(AUTH, base_url="https://proxy.example.com/box/") as client:
+@pytest.mark.parametrize("base_url", [PROXY, PROXY + "/"], ids=["no-slash", "slash"])
+async def test_base_url_with_path_prefix(respx_mock: respx.MockRouter, ccg: CCGAuth, base_url: str) -> None:
+    """A base_url with a path (a proxy prefix) keeps it in front of /oauth2/token and /2.0."""
+    respx_mock.post(f"{PROXY}/oauth2/token").mock(return_value=token_answer("acc3ss-1"))
+    respx_mock.post(f"{PROXY}/2.0/users/terminate_sessions").mock(return_value=accepted())
+    respx_mock.post(f"{PROXY}/2.0/groups/terminate_sessions").mock(return_value=accepted())
+    async with BoxClient(ccg, base_url=base_url, rate_limit=None) as client:
+        message = await terminate(client)
         await client.session_termination.terminate_groups_sessions(["1"])
-    assert route.call_count == 1
+    assert isinstance(message, SessionTerminationMessage)
+    assert [call.request.url.path for call in respx_mock.calls] == [
+        "/box/oauth2/token",
+        "/box/2.0/users/terminate_sessions",
+        "/box/2.0/groups/terminate_sessions",
+    ]
 
 
 async def test_users_body_carries_both_lists_deduplicated(respx_mock: respx.MockRouter, client: BoxClient) -> None:
@@ -308,3 +323,61 @@ def test_transport_of_the_wrong_type_is_refused() -> None:
     """A transport that is not an httpx.AsyncBaseTransport is refused, naming the argument."""
     with pytest.raises(TypeError, match=r"transport must be an httpx.AsyncBaseTransport, got str"):
         BoxClient(DeveloperTokenAuth("dev-token"), transport="http://x")  # type: ignore[arg-type]
+
+
+# In a fresh interpreter: today the second loop's connection poisons the pool, and what it leaves
+# behind would surface as an unraisable warning in whichever test runs next.
+OTHER_LOOP_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, json, sys
+    import box_sessions
+
+    async def call(client):
+        await client.session_termination.terminate_users_sessions(user_ids=["1"])
+
+    def from_another_loop(client, outcomes):
+        for _ in range(2):
+            try:
+                asyncio.run(asyncio.wait_for(call(client), 3))
+                outcomes.append(None)
+            except Exception as exc:
+                outcomes.append({"type": type(exc).__name__, "message": str(exc)})
+
+    async def main(url):
+        auth = box_sessions.DeveloperTokenAuth("dev-token")
+        client = box_sessions.BoxClient(auth, base_url=url, rate_limit=None)
+        await call(client)  # the client now belongs to this loop
+        outcomes = []
+        await asyncio.to_thread(from_another_loop, client, outcomes)
+        try:
+            await client.aclose()
+            closed = None
+        except Exception as exc:
+            closed = f"{type(exc).__name__}: {exc}"
+        print(json.dumps({"outcomes": outcomes, "close_error": closed}))
+
+    asyncio.run(main(sys.argv[1]))
+    """
+)
+
+
+def test_a_client_used_from_another_event_loop_says_so_every_time() -> None:
+    """A client called from a second event loop raises RuntimeError saying so, twice, and still closes in its own."""
+    with hostile.serve(lambda _request: hostile.accepted()) as server:
+        run = subprocess.run(  # noqa: S603 - our own interpreter running our own script
+            [sys.executable, "-c", OTHER_LOOP_SCRIPT, server.url],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        sent = server.count("/2.0/users/terminate_sessions")
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(run.stdout)
+    for outcome in result["outcomes"]:
+        assert outcome is not None, result
+        assert outcome["type"] == "RuntimeError", result
+        assert re.search(r"client", outcome["message"], re.IGNORECASE), result
+        assert re.search(r"(another|different|other) event loop", outcome["message"]), result
+    assert sent == 1
+    assert result["close_error"] is None
