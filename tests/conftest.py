@@ -31,6 +31,9 @@ ACCEPTED = {"message": "Request is successful, please check the admin events for
 #: The refresh token the suite's OAuth 2.0 credentials start from, when no FakeBox issued one.
 REFRESH_TOKEN = "r3fr3sh-0123456789"
 
+#: Retries a few milliseconds apart: for clients on the real clock, against servers on 127.0.0.1.
+FAST_RETRY = box_sessions.RetryPolicy(initial_backoff=0.01, max_backoff=0.05, total_timeout=20)
+
 #: The type of the ``make_client`` fixture: builds a `BoxClient` on the fake clock.
 MakeClient = Callable[..., box_sessions.BoxClient]
 
@@ -85,6 +88,11 @@ def token_answer(token: str = "tok-1", expires_in: float = 3600) -> httpx.Respon
 def json_reply(status: int, body: Any) -> Reply:
     """A `LoopbackServer` handler's answer with a JSON body (``json_reply(202, ACCEPTED)``)."""
     return Reply(status, json.dumps(body).encode(), {"content-type": "application/json"})
+
+
+def accepted_reply() -> Reply:
+    """Box's 202 to a termination request, as a `LoopbackServer` handler answers it."""
+    return json_reply(202, ACCEPTED)
 
 
 # Every secret the suite uses, and the shapes of the ones FakeBox makes up. No log record of any

@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 import respx
@@ -17,15 +18,28 @@ from box_sessions import (
     BatchResult,
     BoxClient,
     CCGAuth,
+    DeveloperTokenAuth,
     NotFoundError,
     PermissionDeniedError,
     Progress,
+    RateLimit,
     RetryPolicy,
     ServerError,
     TerminationReport,
 )
+from box_sessions.testing import FakeBox, LoopbackServer
 
-from ..conftest import GROUPS_URL, TOKEN_URL, USERS_URL, MakeClient, accepted, box_error, token_answer
+from ..conftest import (
+    FAST_RETRY,
+    GROUPS_URL,
+    TOKEN_URL,
+    USERS_URL,
+    MakeClient,
+    accepted,
+    box_error,
+    token_answer,
+    wait_for_no_connections,
+)
 
 
 def body_of(request: httpx.Request) -> dict[str, list[str]]:
@@ -463,3 +477,37 @@ def test_seen_set_is_exact_across_merges() -> None:
     assert not seen.add("007", numeric=True)
     assert seen.add("a@example.com", numeric=False)
     assert not seen.add("a@example.com", numeric=False)
+
+
+# -- over sockets, against a faulty FakeBox -------------------------------------------------------
+
+
+async def test_10000_ids_through_rate_limited_faulty_server_all_accounted_once() -> None:
+    """10,000 inputs through FakeBox with a rate limit and 5xx answers: each ends terminated, exactly once."""
+    fake = FakeBox(rate_limit=24_000, burst=20, integer_retry_after=False, error_rate=0.05, seed=3)
+    user_ids = [str(i) for i in range(1, 8001)]
+    logins = [f"user{i}@example.com" for i in range(1500)]
+    groups = [str(900_000 + i) for i in range(500)]
+    async with LoopbackServer(fake.handle) as server:
+        async with BoxClient(
+            DeveloperTokenAuth(fake.developer_token),
+            base_url=server.url,
+            # No hedging: a copy sent when a loaded machine is slow would make the request counts
+            # below depend on timing. Hedging has its own tests.
+            retry=attrs.evolve(FAST_RETRY, hedge=False),
+            rate_limit=RateLimit(requests_per_minute=36_000, burst=10),
+        ) as client:
+            report = await client.session_termination.terminate(
+                user_ids=user_ids, user_logins=logins, group_ids=groups, batch_size=50
+            )
+        await wait_for_no_connections(server)
+    assert report.ok, str(report)
+    assert report.failed == []
+    for field, given in (("user_ids", user_ids), ("user_logins", logins), ("group_ids", groups)):
+        assert sorted(report.terminated[field]) == sorted(given)  # each reported once
+        assert sorted(fake.terminated[field]) == sorted(given)  # and Box got each exactly once
+    statuses = fake.status_counts
+    assert report.requests == sum(statuses.values())
+    assert report.rate_limited == statuses[429]
+    assert fake.faults["error"] >= 1
+    assert report.retries == statuses[429] + sum(n for status, n in statuses.items() if status >= 500)

@@ -10,6 +10,8 @@ import pytest
 
 from box_sessions.testing import FakeBox, LoopbackServer, Reply, Request
 
+from ..conftest import accepted_reply, wait_for_no_connections
+
 BODY = b'{"group_ids": ["1"]}'
 
 
@@ -128,3 +130,33 @@ async def test_status_without_a_standard_reason_phrase_is_sent_bare() -> None:
     async with LoopbackServer(handler) as server:
         status, _ = await exchange(server.url, raw_request())
     assert status == b"HTTP/1.1 599 "
+
+
+async def test_server_tasks_cover_everything_the_server_runs() -> None:
+    """While a handler runs, the server's socket watcher is one of `server.tasks` too.
+
+    The cancellation soak tells a client's leftovers from the server's by subtracting
+    `server.tasks`; a watcher missing from that set made it fail in CI.
+    """
+    running = asyncio.Event()
+
+    async def handler(request: Request) -> Reply:
+        running.set()
+        await asyncio.sleep(60)
+        return accepted_reply()
+
+    async with LoopbackServer(handler) as server:
+        _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"POST /x HTTP/1.1\r\nhost: t\r\ncontent-length: 0\r\n\r\n")
+        await running.wait()
+        await asyncio.sleep(0)  # the watcher starts beside the handler
+        assert asyncio.all_tasks() - server.tasks == {asyncio.current_task()}
+        assert len(server.tasks) == 3  # connection, handler, watcher
+        writer.close()
+        await writer.wait_closed()
+        await wait_for_no_connections(server)
+        for _ in range(100):
+            if not server.tasks:
+                break
+            await asyncio.sleep(0.01)
+        assert server.tasks == set()  # the hang-up cancelled the handler and ended the watcher

@@ -25,7 +25,7 @@ from box_sessions import (
 )
 from box_sessions.testing import FakeClock
 
-from ..conftest import ACCEPTED, GROUPS_URL, USERS_URL, MakeClient, accepted, box_error, terminate
+from ..conftest import ACCEPTED, USERS_URL, MakeClient, accepted, box_error, terminate
 
 
 @pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
@@ -155,31 +155,6 @@ async def test_retry_after_over_the_cap_raises_at_once(
     assert clock.sleeps == []
 
 
-async def test_shared_cooldown_holds_back_other_requests(
-    respx_mock: respx.MockRouter, client: BoxClient, clock: FakeClock
-) -> None:
-    """After one request's 429, a request of the same client waits out the cool-down before sending."""
-    respx_mock.post(USERS_URL).mock(side_effect=[box_error(429, retry_after="30"), accepted()])
-    groups = respx_mock.post(GROUPS_URL).mock(return_value=accepted())
-    await terminate(client)
-    assert clock.sleeps == [30.0]
-    clock.advance(-10)  # pretend the other request starts 10 s into the cool-down
-    await client.session_termination.terminate_groups_sessions(group_ids=["9"])
-    assert clock.sleeps == [30.0, 10.0]
-    assert groups.call_count == 1
-
-
-async def test_cooldown_is_per_client(respx_mock: respx.MockRouter, make_client: MakeClient, clock: FakeClock) -> None:
-    """Another client is not held back by this client's 429."""
-    respx_mock.post(USERS_URL).mock(side_effect=[box_error(429, retry_after="30"), accepted()])
-    respx_mock.post(GROUPS_URL).mock(return_value=accepted())
-    async with make_client() as a, make_client() as b:
-        await terminate(a)
-        clock.advance(-10)
-        await b.session_termination.terminate_groups_sessions(group_ids=["9"])
-    assert clock.sleeps == [30.0]
-
-
 async def test_wait_past_deadline_is_not_begun(
     respx_mock: respx.MockRouter, make_client: MakeClient, clock: FakeClock
 ) -> None:
@@ -203,22 +178,6 @@ async def test_deadline_cuts_a_series_of_backoffs(
             await terminate(client)
     assert clock.sleeps == [1.0, 2.0, 4.0]  # the next (8 s) would end at 15 s > 10 s
     assert route.call_count == 4
-
-
-async def test_cooldown_past_deadline_raises_rate_limit_error(
-    respx_mock: respx.MockRouter, make_client: MakeClient, clock: FakeClock
-) -> None:
-    """A request that would wait out a cool-down past its deadline raises RateLimitError unsent, with retry_after."""
-    respx_mock.post(USERS_URL).mock(side_effect=[box_error(429, retry_after="100"), accepted()])
-    groups = respx_mock.post(GROUPS_URL).mock(return_value=accepted())
-    async with make_client(retry=RetryPolicy(total_timeout=200)) as a:
-        await terminate(a)
-        clock.advance(-100)
-        a._sender.retry = RetryPolicy(total_timeout=50)
-        with pytest.raises(RateLimitError, match=r"hold off for 100\.0 s more.*deadline; not sent") as caught:
-            await a.session_termination.terminate_groups_sessions(group_ids=["9"])
-    assert caught.value.retry_after == pytest.approx(100.0)
-    assert groups.call_count == 0
 
 
 async def test_deadline_caps_attempt_timeout(
