@@ -3,125 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 
 import pytest
 import respx
 
-from box_sessions import (
-    BoxClient,
-    BoxTimeoutError,
-    DeveloperTokenAuth,
-    RateLimit,
-    RateLimitError,
-    RetryPolicy,
-    SessionTerminationMessage,
-)
+from box_sessions import BoxClient, DeveloperTokenAuth, RateLimitError, RetryPolicy
 from box_sessions.testing import FakeClock, LoopbackServer, Reply, Request
 
-from ..conftest import FAST_RETRY, GROUPS_URL, USERS_URL, MakeClient, accepted, accepted_reply, box_error, terminate
-from ..support import hostile
-
-USERS = "/2.0/users/terminate_sessions"
-PER_MINUTE = 60  # one slot a second
-INTERVAL = 60 / PER_MINUTE
-BURST = 30
-QUIET = INTERVAL * 1.1  # one interval of quiet, and a little more for a loaded machine
-AT_ONCE = 0.5  # a call sent "at once" leaves within this many seconds
-
-
-def answer_at_once(request: hostile.Request) -> hostile.Action:
-    return hostile.accepted()
-
-
-async def test_slots_of_calls_refused_for_their_deadline_are_given_back() -> None:
-    """After a burst mostly refused for its deadline, one quiet interval lets the next call out at once."""
-    with hostile.serve(answer_at_once) as server:
-        async with BoxClient(
-            DeveloperTokenAuth("dev-token"),
-            base_url=server.url,
-            rate_limit=RateLimit(requests_per_minute=PER_MINUTE),
-            retry=RetryPolicy(total_timeout=2),
-        ) as client:
-            outcomes = await asyncio.wait_for(
-                asyncio.gather(*(terminate(client, str(i)) for i in range(BURST)), return_exceptions=True), 10
-            )
-            refused = sum(isinstance(outcome, BoxTimeoutError) for outcome in outcomes)
-            assert refused >= BURST - 3
-            assert server.count(USERS) == BURST - refused
-            await asyncio.sleep(QUIET)
-            started = time.monotonic()
-            message = await asyncio.wait_for(terminate(client), 5)
-            elapsed = time.monotonic() - started
-    assert isinstance(message, SessionTerminationMessage)
-    assert elapsed < AT_ONCE
-
-
-async def test_slots_of_calls_cancelled_while_waiting_are_given_back() -> None:
-    """After 30 callers are cancelled waiting for the limiter, one quiet interval lets the next call out at once."""
-    with hostile.serve(answer_at_once) as server:
-        async with BoxClient(
-            DeveloperTokenAuth("dev-token"),
-            base_url=server.url,
-            rate_limit=RateLimit(requests_per_minute=PER_MINUTE),
-            retry=RetryPolicy(total_timeout=60),
-        ) as client:
-            first = asyncio.ensure_future(terminate(client))
-            await asyncio.sleep(0.05)  # the first call takes the free slot
-            waiting = [asyncio.ensure_future(terminate(client, str(i))) for i in range(2, BURST + 2)]
-            await asyncio.sleep(0.3)
-            assert not any(task.done() for task in waiting)
-            for task in waiting:
-                task.cancel()
-            outcomes = await asyncio.gather(*waiting, return_exceptions=True)
-            assert all(isinstance(outcome, asyncio.CancelledError) for outcome in outcomes)
-            await first
-            assert server.count(USERS) == 1
-            await asyncio.sleep(QUIET)
-            started = time.monotonic()
-            with contextlib.suppress(asyncio.TimeoutError):  # held for the cancelled ones' slots: elapsed says so
-                await asyncio.wait_for(terminate(client), 2 + AT_ONCE)
-            elapsed = time.monotonic() - started
-        sent = server.count(USERS)
-    assert elapsed < AT_ONCE
-    assert sent == 2
-
-
-def rate_limited(request: hostile.Request) -> hostile.Action:
-    return hostile.Answer(
-        429, b'{"type": "error", "status": 429, "code": "rate_limit_exceeded"}', {"retry-after": "200"}
-    )
-
-
-async def test_a_retry_after_past_the_cap_quiets_the_whole_client() -> None:
-    """Answers of 429 retry-after 200 (cap 120): a 5,000-id job fails every id at once, sending about one wave."""
-    ids = [str(1000 + i) for i in range(5000)]
-    with hostile.serve(rate_limited) as server:
-        async with BoxClient(
-            DeveloperTokenAuth("dev-token"),
-            base_url=server.url,
-            rate_limit=None,
-            retry=RetryPolicy(max_retry_after=120),
-        ) as client:
-            started = time.monotonic()
-            report = await asyncio.wait_for(client.session_termination.terminate(user_ids=ids), 10)
-            elapsed = time.monotonic() - started
-            sent = server.count(USERS)
-            assert sent <= 16 + 4  # max_concurrency's first wave, and a few more
-            assert elapsed < 1.0
-            assert sorted(str(failure.value) for failure in report.failed) == sorted(ids)
-            assert all(isinstance(failure.error, RateLimitError) for failure in report.failed)
-            assert all(failure.error.retry_after is not None for failure in report.failed)  # type: ignore[attr-defined]
-
-            started = time.monotonic()
-            with pytest.raises(RateLimitError) as raised:
-                await asyncio.wait_for(terminate(client), 5)
-            elapsed = time.monotonic() - started
-            assert server.count(USERS) == sent  # not sent: the client is cooling down
-    assert elapsed < 0.2
-    assert raised.value.retry_after is not None
-    assert 190 <= raised.value.retry_after <= 200
+from ..conftest import (
+    BOUND,
+    FAST_RETRY,
+    GROUPS_URL,
+    USERS_URL,
+    HeldClock,
+    MakeClient,
+    accepted,
+    accepted_reply,
+    box_error,
+    box_error_body,
+    json_reply,
+    terminate,
+)
 
 
 async def test_shared_cooldown_holds_back_other_requests(
@@ -167,35 +69,53 @@ async def test_cooldown_past_deadline_raises_rate_limit_error(
 
 async def test_429_cooldown_delays_requests_sent_beside_it() -> None:
     """After one request's 429 with retry-after, the client's other requests reach the server only after it."""
-    arrivals: list[tuple[float, str]] = []
-    first = True
-    answered_429_at = 0.0
+    paths: list[str] = []
 
     async def handler(request: Request) -> Reply:
-        nonlocal first, answered_429_at
-        arrivals.append((time.monotonic(), request.path))
-        if first:
-            first = False
-            answered_429_at = time.monotonic()
-            return Reply(
-                429,
-                b'{"type":"error","status":429,"code":"rate_limit_exceeded"}',
-                {"retry-after": "0.5"},
-            )
+        paths.append(request.path)
+        if len(paths) == 1:
+            limited = json_reply(429, box_error_body(429, "rate_limit_exceeded"))
+            return Reply(limited.status, limited.body, {**limited.headers, "retry-after": "0.5"})
         return accepted_reply()
 
+    clock = HeldClock()
+    clock.hold()  # time stands still: who waits, and how long, is seen before anyone is sent
     async with (
         LoopbackServer(handler) as server,
-        BoxClient(DeveloperTokenAuth("dev-token"), base_url=server.url, rate_limit=None, retry=FAST_RETRY) as client,
+        BoxClient(
+            DeveloperTokenAuth("dev-token"), base_url=server.url, rate_limit=None, retry=FAST_RETRY, clock=clock
+        ) as client,
     ):
         manager = client.session_termination
-        limited = asyncio.create_task(manager.terminate_users_sessions(user_ids=["1"]))
-        while client._sender.pacer.cooldown == 0:  # noqa: ASYNC110 - no event to wait on
-            await asyncio.sleep(0.005)
+        limited = asyncio.create_task(terminate(client))
+        await clock.until_waiting(1)  # the 429 came back: its request waits out the retry-after
         beside = [asyncio.create_task(manager.terminate_groups_sessions([g])) for g in range(5)]
-        await asyncio.gather(limited, *beside)
-    assert len(arrivals) == 7
-    later = arrivals[1:]
-    # Lower bounds only: every other request waited out the 0.5 s cool-down (never earlier).
-    assert all(at >= answered_429_at + 0.45 for at, _ in later)
-    assert sum(1 for _, path in later if path == "/2.0/groups/terminate_sessions") == 5
+        await clock.until_waiting(6)  # and every request sent beside it holds off for the cool-down
+        assert paths == ["/2.0/users/terminate_sessions"]  # none of them reached the server meanwhile
+        assert clock.sleeps == pytest.approx([0.5] * 6)
+        clock.release()
+        await asyncio.wait_for(asyncio.gather(limited, *beside), BOUND)
+    assert len(paths) == 7
+    assert paths.count("/2.0/groups/terminate_sessions") == 5
+
+
+async def test_a_retry_after_past_the_cap_quiets_the_whole_client(
+    respx_mock: respx.MockRouter, make_client: MakeClient, clock: FakeClock
+) -> None:
+    """Answers of 429 retry-after 200 (cap 120): a 5,000-id job fails every id at once, sending about one wave."""
+    ids = [str(1000 + i) for i in range(5000)]
+    route = respx_mock.post(USERS_URL).mock(return_value=box_error(429, "rate_limit_exceeded", retry_after="200"))
+    async with make_client(retry=RetryPolicy(max_retry_after=120)) as client:
+        report = await client.session_termination.terminate(user_ids=ids)
+        sent = route.call_count
+        assert 1 <= sent <= 16 + 4  # max_concurrency's first wave, and a few more
+        assert clock.sleeps == []  # at once: nothing was waited for
+        assert sorted(str(failure.value) for failure in report.failed) == sorted(ids)
+        assert all(isinstance(failure.error, RateLimitError) for failure in report.failed)
+        assert all(failure.error.retry_after is not None for failure in report.failed)  # type: ignore[attr-defined]
+
+        with pytest.raises(RateLimitError) as raised:
+            await terminate(client)
+        assert route.call_count == sent  # not sent: the client is cooling down
+    assert clock.sleeps == []
+    assert raised.value.retry_after == pytest.approx(200.0)  # the cool-down left: no time has passed
