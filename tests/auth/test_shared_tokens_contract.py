@@ -71,7 +71,7 @@ async def test_identities_keep_tokens_and_locks_of_their_own(tokens: Tokens) -> 
 async def test_a_token_is_gone_when_its_time_to_live_has_passed(tokens: Tokens) -> None:
     """A token saved for 0.2 s is not loaded after it."""
     await tokens.one.save("app", token(), ttl=0.2)
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)  # the point: the store's own clock passes the time to live
     assert await tokens.two.load("app") is None
 
 
@@ -87,7 +87,7 @@ async def test_a_lock_is_had_by_one_process_at_a_time(tokens: Tokens) -> None:
 async def test_a_lock_whose_holder_died_frees_itself(tokens: Tokens) -> None:
     """A lock never released (its holder died) can be taken again after its time."""
     assert await tokens.one.try_lock("app") is not None
-    await asyncio.sleep(LOCK_TTL + 0.1)
+    await asyncio.sleep(LOCK_TTL + 0.1)  # the point: the store's own clock passes the lock's time
     assert await tokens.two.try_lock("app") is not None
 
 
@@ -95,7 +95,7 @@ async def test_a_late_release_does_not_free_the_next_holders_lock(tokens: Tokens
     """A holder whose lock expired, releasing it late, leaves the lock the next holder took."""
     late = await tokens.one.try_lock("app")
     assert late is not None
-    await asyncio.sleep(LOCK_TTL + 0.1)
+    await asyncio.sleep(LOCK_TTL + 0.1)  # the point: the store's own clock passes the lock's time
     assert await tokens.two.try_lock("app") is not None
     await late.release()
     assert await tokens.one.try_lock("app") is None

@@ -156,7 +156,11 @@ async def test_closing_the_client_lets_a_token_request_in_flight_end(held: Held)
         leader.cancel()
         with pytest.raises(asyncio.CancelledError):
             await leader
-        asyncio.get_running_loop().call_later(0.1, endpoint.release.set)
+        closing = asyncio.create_task(client.aclose())
+        await until(lambda: client.is_closed)  # the client is closing, with the refresh's answer still held
+        assert not closing.done()
+        endpoint.release.set()
+        await asyncio.wait_for(closing, BOUND)
     saved = await store.load()
     assert saved is not None
     assert saved.access_token is not None  # the refresh ended and was saved before the client closed
@@ -178,7 +182,8 @@ async def test_drain_cancels_a_token_request_that_does_not_end(held: Held, caplo
             await leader
         before = asyncio.get_running_loop().time()
         await asyncio.wait_for(auth.drain(timeout=0.2), BOUND)
-        assert 0.15 < asyncio.get_running_loop().time() - before < BOUND
+        # A lower bound only, which no load can break: drain waited its timeout before cancelling.
+        assert asyncio.get_running_loop().time() - before > 0.15
         with pytest.raises(BoxError, match="token request was cancelled"):  # not CancelledError: it was not
             await asyncio.wait_for(waiter, BOUND)
         assert asyncio.all_tasks() - tasks_before - server.tasks == set()  # the token request was ended
@@ -199,12 +204,12 @@ async def test_a_caller_waits_for_a_token_request_only_until_its_deadline(
         leader = asyncio.create_task(terminate(patient, "1"))
         try:
             await asyncio.wait_for(endpoint.arrived.wait(), BOUND)
-            started = asyncio.get_running_loop().time()
             # The call's wall-clock limit and the wait for the token request end together; either
-            # says the deadline passed.
+            # says the deadline passed. The token answer is held until after it: the call cannot
+            # have waited for the request to end.
             with pytest.raises(BoxTimeoutError, match="deadline"):
                 await asyncio.wait_for(terminate(hurried, "2"), BOUND)
-            assert asyncio.get_running_loop().time() - started < 2.0
+            assert not leader.done()  # the request goes on, and its caller still waits for it
         finally:
             endpoint.release.set()
         await asyncio.wait_for(leader, BOUND)

@@ -21,7 +21,18 @@ from box_sessions import (
 )
 from box_sessions.testing import FakeClock
 
-from ..conftest import TOKEN_URL, USERS_URL, MakeClient, accepted, box_error, form_of, terminate, token_answer
+from ..conftest import (
+    TOKEN_URL,
+    USERS_URL,
+    MakeClient,
+    accepted,
+    awaits,
+    box_error,
+    form_of,
+    terminate,
+    token_answer,
+    until,
+)
 
 
 async def test_ccg_fetches_token_before_first_use(
@@ -116,15 +127,19 @@ async def test_concurrent_first_use_makes_one_token_request(
     respx_mock: respx.MockRouter, make_client: MakeClient, ccg: CCGAuth
 ) -> None:
     """100 concurrent calls needing a token cause exactly one token request."""
+    answer = asyncio.Event()
 
-    async def slow_token(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(0.01)
+    async def held_token(request: httpx.Request) -> httpx.Response:
+        await answer.wait()
         return token_answer()
 
-    token = respx_mock.post(TOKEN_URL).mock(side_effect=slow_token)
+    token = respx_mock.post(TOKEN_URL).mock(side_effect=held_token)
     api = respx_mock.post(USERS_URL).mock(return_value=accepted())
     async with make_client(ccg) as client:
-        await asyncio.gather(*(terminate(client) for _ in range(100)))
+        calls = [asyncio.create_task(terminate(client)) for _ in range(100)]
+        await until(lambda: all(awaits(call, "get_token") for call in calls))  # all wait for a token at once
+        answer.set()
+        await asyncio.gather(*calls)
     assert token.call_count == 1
     assert api.call_count == 100
 

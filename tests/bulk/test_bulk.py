@@ -303,7 +303,7 @@ async def test_inputs_are_read_lazily(respx_mock: respx.MockRouter, client: BoxC
     respx_mock.post(USERS_URL).mock(side_effect=box)
     job = asyncio.create_task(client.session_termination.terminate(user_ids=ids(), batch_size=10, max_concurrency=3))
     await all_busy.wait()
-    for _ in range(5):
+    for _ in range(5):  # a few turns of the loop, in which reading ahead would show
         await asyncio.sleep(0)
     assert read == 30  # three batches of ten, nothing read ahead
     job.cancel()

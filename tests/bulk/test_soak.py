@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+from collections.abc import Callable
 
 import pytest
 
 from box_sessions import BoxClient, RateLimit, RetryPolicy, TerminationReport
 from box_sessions.testing import FakeBox, LoopbackServer
 
-from ..conftest import fake_ccg, wait_for_no_connections
+from ..conftest import fake_ccg, until, wait_for_no_connections
 
 pytestmark = pytest.mark.soak
 
@@ -63,6 +64,11 @@ async def run_job(client: BoxClient, given: dict[str, list[str]]) -> Termination
     )
 
 
+def left_nothing_running(before: set[asyncio.Task[object]], server: LoopbackServer) -> Callable[[], bool]:
+    """Whether every task running now, but the server's own, ran already at ``before``: the client left none."""
+    return lambda: asyncio.all_tasks() - server.tasks == before
+
+
 def assert_each_input_once(report: TerminationReport, given: dict[str, list[str]]) -> None:
     for field, values in given.items():
         reported = report.terminated[field] + [str(f.value) for f in report.failed if f.field == field]
@@ -104,7 +110,7 @@ async def test_soak_cancelled_at_random_moments() -> None:
             before = asyncio.all_tasks()
             async with client_for(fake, server.url) as client:
                 job = asyncio.create_task(run_job(client, given))
-                await asyncio.sleep(rng.uniform(0.0, 0.6))
+                await asyncio.sleep(rng.uniform(0.0, 0.6))  # the point: a moment to cancel at, at random
                 job.cancel()
                 try:
                     report = await job
@@ -113,12 +119,9 @@ async def test_soak_cancelled_at_random_moments() -> None:
                 else:
                     finished += 1
                     assert_each_input_once(report, given)
-            # Closing lets a token request whose caller was cancelled end (BoxAuth.drain).
-            for _ in range(10):  # connections accepted just before the cancel register on their first step
-                if asyncio.all_tasks() - server.tasks == before:
-                    break
-                await asyncio.sleep(0)
-            assert asyncio.all_tasks() - server.tasks == before  # the client left nothing running
+            # Closing lets a token request whose caller was cancelled end (BoxAuth.drain). Connections
+            # accepted just before the cancel register with the server on their first step.
+            await until(left_nothing_running(before, server), turns=10)
             await wait_for_no_connections(server)
     assert cancelled >= 10  # most cancellations land mid-job
     assert cancelled + finished == 20

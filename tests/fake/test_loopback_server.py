@@ -10,7 +10,7 @@ import pytest
 
 from box_sessions.testing import FakeBox, LoopbackServer, Reply, Request
 
-from ..conftest import accepted_reply, wait_for_no_connections
+from ..conftest import accepted_reply, until, wait_for_no_connections, wait_for_server_idle
 
 BODY = b'{"group_ids": ["1"]}'
 
@@ -142,21 +142,17 @@ async def test_server_tasks_cover_everything_the_server_runs() -> None:
 
     async def handler(request: Request) -> Reply:
         running.set()
-        await asyncio.sleep(60)
+        await asyncio.sleep(60)  # runs until the client hangs up, which cancels it
         return accepted_reply()
 
     async with LoopbackServer(handler) as server:
         _, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(b"POST /x HTTP/1.1\r\nhost: t\r\ncontent-length: 0\r\n\r\n")
         await running.wait()
-        await asyncio.sleep(0)  # the watcher starts beside the handler
+        await until(lambda: len(server.tasks) == 3)  # connection, handler, and the watcher beside the handler
         assert asyncio.all_tasks() - server.tasks == {asyncio.current_task()}
-        assert len(server.tasks) == 3  # connection, handler, watcher
         writer.close()
         await writer.wait_closed()
         await wait_for_no_connections(server)
-        for _ in range(100):
-            if not server.tasks:
-                break
-            await asyncio.sleep(0.01)
-        assert server.tasks == set()  # the hang-up cancelled the handler and ended the watcher
+        await wait_for_server_idle(server)  # the hang-up cancelled the handler and ended the watcher
+        assert server.tasks == set()

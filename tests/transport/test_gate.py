@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -11,7 +12,7 @@ import box_sessions
 from box_sessions._sending._gate import DEFAULT_POOL_SIZE, Gate, pool_size
 from box_sessions.testing import FakeBox, LoopbackServer, Reply, Request
 
-from ..conftest import ACCEPTED, json_reply
+from ..conftest import ACCEPTED, json_reply, until
 
 
 async def hold(gate: Gate, name: str, entered: list[str], release: asyncio.Event) -> None:
@@ -20,22 +21,20 @@ async def hold(gate: Gate, name: str, entered: list[str], release: asyncio.Event
         await release.wait()
 
 
-async def settle() -> None:
-    for _ in range(5):
-        await asyncio.sleep(0)
-
-
 async def test_admits_at_most_its_size_and_the_rest_in_arrival_order() -> None:
     """With room for 2, five holders enter 2 at once, then one by one in the order they came."""
     gate, entered = Gate(2), list[str]()
     releases = [asyncio.Event() for _ in range(5)]
     tasks = [asyncio.create_task(hold(gate, str(i), entered, releases[i])) for i in range(5)]
-    await settle()
+    await until(lambda: gate.waiting == 3)
     assert entered == ["0", "1"]
-    assert gate.waiting == 3
-    for i in (1, 0, 2):
+
+    def entered_are(count: int) -> Callable[[], bool]:
+        return lambda: len(entered) == count
+
+    for count, i in enumerate((1, 0, 2), start=3):
         releases[i].set()
-        await settle()
+        await until(entered_are(count))
     assert entered == ["0", "1", "2", "3", "4"]
     for release in releases:
         release.set()
@@ -49,10 +48,9 @@ async def test_a_cancelled_waiter_leaves_the_queue() -> None:
     holder = asyncio.create_task(hold(gate, "holder", entered, release))
     cancelled = asyncio.create_task(hold(gate, "cancelled", entered, release))
     after = asyncio.create_task(hold(gate, "after", entered, release))
-    await settle()
+    await until(lambda: gate.waiting == 2)
     cancelled.cancel()
-    await settle()
-    assert gate.waiting == 1
+    await until(lambda: gate.waiting == 1)
     release.set()
     await asyncio.gather(holder, after)
     assert entered == ["holder", "after"]
@@ -65,9 +63,9 @@ async def test_a_place_handed_to_a_waiter_cancelled_at_that_moment_passes_on() -
     holder = asyncio.create_task(hold(gate, "holder", entered, release))
     unlucky = asyncio.create_task(hold(gate, "unlucky", entered, asyncio.Event()))
     after = asyncio.create_task(hold(gate, "after", entered, release))
-    await settle()
+    await until(lambda: gate.waiting == 2)
     release.set()
-    await asyncio.sleep(0)  # the holder leaves and hands its place to "unlucky" ...
+    await until(holder.done)  # the holder left and handed its place to "unlucky" ...
     unlucky.cancel()  # ... which is cancelled before it runs again
     await asyncio.gather(holder, after)
     assert entered == ["holder", "after"]
@@ -78,7 +76,7 @@ async def test_a_wait_past_the_timeout_raises_httpx_pool_timeout() -> None:
     """A waiter that gets no place in time raises httpx.PoolTimeout, as httpx's pool would, and leaves."""
     gate, release = Gate(1), asyncio.Event()
     holder = asyncio.create_task(hold(gate, "holder", [], release))
-    await settle()
+    await until(lambda: gate.active == 1)
     with pytest.raises(httpx.PoolTimeout):
         async with gate.slot(0.01):
             pass
@@ -114,7 +112,7 @@ async def test_requests_never_queue_in_httpcore_pool() -> None:
 
     async def handler(_request: Request) -> Reply:
         seen.append(len(http._transport._pool._requests))  # type: ignore[attr-defined]
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # the server's answer time: the calls overlap, as they would against Box
         return json_reply(202, ACCEPTED)
 
     async with (

@@ -13,7 +13,7 @@ from box_sessions import BoxClient, DeveloperTokenAuth, RetryPolicy
 from box_sessions._sending._hedge import Hedger
 from box_sessions.testing import LoopbackServer, Reply, Request
 
-from ..conftest import FAST_RETRY, accepted_reply, wait_for_no_connections
+from ..conftest import FAST_RETRY, accepted_reply, until, wait_for_no_connections
 
 
 async def test_a_copy_that_failed_as_the_other_won_leaves_no_unread_exception() -> None:
@@ -38,14 +38,13 @@ async def test_a_copy_that_failed_as_the_other_won_leaves_no_unread_exception() 
     for _ in range(20):  # which copy the race looks at first varies: meet both orders
         go.clear()
         race = asyncio.create_task(Hedger().race(failing, winning, 0.0, what="POST /x"))
-        while not go.is_set():  # both copies are running once the race has started the second one
-            await asyncio.sleep(0)
-            if len(asyncio.all_tasks()) >= 4:  # this test, the race, and the two copies
-                go.set()
+        # Both copies are running once the race has started the second one: this test, the race, and the two copies.
+        await until(lambda: len(asyncio.all_tasks()) >= 4)
+        go.set()
         assert await race == "answer"
         del race
         gc.collect()
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn, for any report the collections left to the loop
     assert [context["message"] for context in reported] == []
 
 
@@ -69,8 +68,8 @@ async def hedging_server(stall_body: bytes, seen: list[bytes]) -> Callable[[Requ
     async def handler(request: Request) -> Reply:
         seen.append(request.body)
         if request.body == stall_body and seen.count(stall_body) == 1:
-            await asyncio.sleep(60)  # the first copy stalls; a second copy is answered at once
-        await asyncio.sleep(0.005)
+            await asyncio.sleep(60)  # the first copy stalls until the client hangs up; a second copy is answered
+        await asyncio.sleep(0.005)  # the server's answer time, which sets the hedge delay
         return accepted_reply()
 
     return handler
@@ -96,11 +95,12 @@ async def test_stalled_answer_is_hedged_with_a_second_copy() -> None:
 async def test_hedging_can_be_turned_off() -> None:
     """RetryPolicy(hedge=False) waits for the slow answer instead."""
     seen: list[bytes] = []
+    slow_for = 0.0
 
     async def handler(request: Request) -> Reply:
         seen.append(request.body)
         if len(seen) == 31:
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(slow_for)  # the point: slower than the delay after which a copy would be sent
         return accepted_reply()
 
     policy = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, total_timeout=20, hedge=False)
@@ -108,7 +108,11 @@ async def test_hedging_can_be_turned_off() -> None:
         LoopbackServer(handler) as server,
         BoxClient(DeveloperTokenAuth("dev-token"), base_url=server.url, rate_limit=None, retry=policy) as client,
     ):
-        for i in range(31):
+        for i in range(30):
             await client.session_termination.terminate_groups_sessions([i])
+        delay = client._sender.hedger.delay
+        assert delay is not None  # with hedging on, the next slow answer would get a second copy
+        slow_for = 2 * delay
+        await client.session_termination.terminate_groups_sessions([30])
         assert client._sender.hedger.hedges == 0
     assert len(seen) == 31

@@ -10,7 +10,7 @@ import pytest
 from box_sessions import BoxClient, BoxConnectionError, DeveloperTokenAuth
 from box_sessions.testing import DropConnection, LoopbackServer, Reply, Request
 
-from ..conftest import ACCEPTED, FAST_RETRY, accepted_reply, wait_for_no_connections
+from ..conftest import ACCEPTED, FAST_RETRY, accepted_reply, wait_for_no_connections, wait_for_server_idle
 
 AUTH = DeveloperTokenAuth("dev-token")
 
@@ -86,7 +86,7 @@ async def test_200_concurrent_calls_through_one_client() -> None:
 
     async def handler(request: Request) -> Reply:
         bodies.append(request.body)
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # the server's answer time: the calls overlap and need many connections
         return accepted_reply()
 
     async with LoopbackServer(handler) as server:
@@ -111,7 +111,7 @@ async def test_cancelled_job_leaves_no_task_and_no_connection() -> None:
         hanging += 1
         if hanging == 4:
             all_hanging.set()
-        await asyncio.sleep(60)
+        await asyncio.sleep(60)  # hangs until the client hangs up, which cancels it
         return accepted_reply()
 
     async with (
@@ -127,9 +127,6 @@ async def test_cancelled_job_leaves_no_task_and_no_connection() -> None:
         with pytest.raises(asyncio.CancelledError):
             await job
         await wait_for_no_connections(server)  # while the client is still open
-        for _ in range(100):  # the server's own tasks end once they see the hang-up
-            if asyncio.all_tasks() == before:
-                break
-            await asyncio.sleep(0.01)
+        await wait_for_server_idle(server)  # the server's own tasks end once they see the hang-up
         assert asyncio.all_tasks() == before
     assert hanging == 4

@@ -25,7 +25,7 @@ from box_sessions import (
 )
 from box_sessions.testing import FakeClock
 
-from ..conftest import ACCEPTED, USERS_URL, MakeClient, accepted, box_error, terminate
+from ..conftest import ACCEPTED, USERS_URL, HeldClock, MakeClient, accepted, box_error, terminate
 
 
 @pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
@@ -235,16 +235,11 @@ async def test_other_httpx_error_is_wrapped_not_retried(respx_mock: respx.MockRo
 async def test_cancel_during_backoff_propagates(respx_mock: respx.MockRouter, make_client: MakeClient) -> None:
     """Cancelling during a back-off wait raises CancelledError and sends nothing more."""
     route = respx_mock.post(USERS_URL).mock(return_value=box_error(429, retry_after="30"))
-    sleeping = asyncio.Event()
-
-    class BlockingClock(FakeClock):
-        async def sleep(self, seconds: float) -> None:
-            sleeping.set()
-            await asyncio.Event().wait()
-
-    async with make_client(clock=BlockingClock()) as client:
+    clock = HeldClock()
+    clock.hold()
+    async with make_client(clock=clock) as client:
         task = asyncio.create_task(terminate(client))
-        await sleeping.wait()
+        await clock.until_waiting(1)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
