@@ -27,7 +27,7 @@ from box_sessions import (
 )
 from box_sessions.testing import FakeBox, FakeClock, LoopbackServer, Reply, Request
 
-from ..conftest import BOUND, auth_of_kind, awaits, box_error_body, fake_ccg, json_reply, terminate, until
+from ..conftest import BOUND, auth_of_kind, awaits, box_error_body, fake_ccg, json_reply, server_tasks, terminate, until
 
 TOKEN_PATH = "/oauth2/token"
 TOKEN_URL_FOR_UNIT = "https://api.box.com/oauth2/token"
@@ -186,7 +186,7 @@ async def test_drain_cancels_a_token_request_that_does_not_end(held: Held, caplo
         assert asyncio.get_running_loop().time() - before > 0.15
         with pytest.raises(BoxError, match="token request was cancelled"):  # not CancelledError: it was not
             await asyncio.wait_for(waiter, BOUND)
-        assert asyncio.all_tasks() - tasks_before - server.tasks == set()  # the token request was ended
+        assert asyncio.all_tasks() - tasks_before - server_tasks(server) == set()  # the token request was ended
     assert any(r.levelno == logging.WARNING and "cancelled" in r.getMessage() for r in caplog.records)
 
 

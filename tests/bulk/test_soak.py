@@ -15,7 +15,7 @@ import pytest
 from box_sessions import BoxClient, RateLimit, RetryPolicy, TerminationReport
 from box_sessions.testing import FakeBox, LoopbackServer
 
-from ..conftest import fake_ccg, until, wait_for_no_connections
+from ..conftest import fake_ccg, server_tasks, until, wait_for_no_connections
 
 pytestmark = pytest.mark.soak
 
@@ -66,7 +66,7 @@ async def run_job(client: BoxClient, given: dict[str, list[str]]) -> Termination
 
 def left_nothing_running(before: set[asyncio.Task[object]], server: LoopbackServer) -> Callable[[], bool]:
     """Whether every task running now, but the server's own, ran already at ``before``: the client left none."""
-    return lambda: asyncio.all_tasks() - server.tasks == before
+    return lambda: asyncio.all_tasks() - server_tasks(server) == before
 
 
 def assert_each_input_once(report: TerminationReport, given: dict[str, list[str]]) -> None:
