@@ -27,7 +27,8 @@ async def test_read_timeout_is_retried_then_answered() -> None:
         return accepted_reply()
 
     async with LoopbackServer(handler) as server:
-        async with BoxClient(AUTH, base_url=server.url, rate_limit=None, timeout=0.3, retry=FAST_RETRY) as client:
+        # 1 s per attempt: ample for a prompt answer on a busy machine, far short of the 30 s stall.
+        async with BoxClient(AUTH, base_url=server.url, rate_limit=None, timeout=1.0, retry=FAST_RETRY) as client:
             msg = await client.session_termination.terminate_users_sessions(user_ids=["1"])
         await wait_for_no_connections(server)
     assert msg.message == ACCEPTED["message"]
