@@ -95,6 +95,9 @@ async def test_a_lock_never_freed_is_waited_for_only_so_long(
 ) -> None:
     """Another holder that never stores a token is waited for LOCK_WAIT; then the process asks Box itself and shares."""
     monkeypatch.setattr(_sharing, "LOCK_WAIT", 0.2)
+    # Looking again at every turn of the loop, not every 50 ms: how often it looks within its wait
+    # then depends on no machine's load.
+    monkeypatch.setattr(_sharing, "POLL_INTERVAL", 0.0)
     key = "https://api.box.com/oauth2/token cid enterprise:42"
     tokens.locks.add(key)
     token = respx_mock.post(TOKEN_URL).mock(return_value=token_answer("tok-own"))
