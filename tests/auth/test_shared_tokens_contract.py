@@ -12,10 +12,11 @@ from collections.abc import AsyncIterator
 import attrs
 import pytest
 
-from box_sessions import CCGAuth, Shared, SharedToken, SharedTokens
+from box_sessions import Shared, SharedToken, SharedTokens
 from box_sessions.redis import RedisShare
 from box_sessions.testing import FakeBox
 
+from ..conftest import fake_ccg
 from ..support.readme import readme_store
 from ..support.redis_server import RedisServer
 
@@ -70,7 +71,7 @@ async def test_identities_keep_tokens_and_locks_of_their_own(tokens: Tokens) -> 
 async def test_a_token_is_gone_when_its_time_to_live_has_passed(tokens: Tokens) -> None:
     """A token saved for 0.2 s is not loaded after it."""
     await tokens.one.save("app", token(), ttl=0.2)
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)  # the point: the store's own clock passes the time to live
     assert await tokens.two.load("app") is None
 
 
@@ -86,7 +87,7 @@ async def test_a_lock_is_had_by_one_process_at_a_time(tokens: Tokens) -> None:
 async def test_a_lock_whose_holder_died_frees_itself(tokens: Tokens) -> None:
     """A lock never released (its holder died) can be taken again after its time."""
     assert await tokens.one.try_lock("app") is not None
-    await asyncio.sleep(LOCK_TTL + 0.1)
+    await asyncio.sleep(LOCK_TTL + 0.1)  # the point: the store's own clock passes the lock's time
     assert await tokens.two.try_lock("app") is not None
 
 
@@ -94,7 +95,7 @@ async def test_a_late_release_does_not_free_the_next_holders_lock(tokens: Tokens
     """A holder whose lock expired, releasing it late, leaves the lock the next holder took."""
     late = await tokens.one.try_lock("app")
     assert late is not None
-    await asyncio.sleep(LOCK_TTL + 0.1)
+    await asyncio.sleep(LOCK_TTL + 0.1)  # the point: the store's own clock passes the lock's time
     assert await tokens.two.try_lock("app") is not None
     await late.release()
     assert await tokens.one.try_lock("app") is None
@@ -103,7 +104,7 @@ async def test_a_late_release_does_not_free_the_next_holders_lock(tokens: Tokens
 async def test_clients_sharing_it_make_one_token_request(tokens: Tokens) -> None:
     """Two clients given the share, as two processes, need one CCG token between them."""
     fake = FakeBox()
-    auth = CCGAuth(client_id=fake.client_id, client_secret=fake.client_secret, enterprise_id="1")
+    auth = fake_ccg(fake)
     first, second = tokens.shares
     async with fake.client(auth, shared=first) as one, fake.client(attrs.evolve(auth), shared=second) as two:
         await one.session_termination.terminate_users_sessions(user_ids=["1"])

@@ -1,1 +1,1 @@
-"""The ``box-sessions`` command line, run as a real process (``tests/cli_process.py``) against FakeBox."""
+"""The ``box-sessions`` command line, run as a real process (``tests/support/cli_process.py``) against FakeBox."""

@@ -11,7 +11,7 @@ import os
 import signal
 from pathlib import Path
 
-from ..cli_process import run, start, write
+from ..support.cli_process import run, start, write
 
 
 async def test_dry_run_sends_nothing(tmp_path: Path) -> None:

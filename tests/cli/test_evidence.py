@@ -15,7 +15,7 @@ from pathlib import Path
 
 from box_sessions.testing import FakeBox
 
-from ..cli_process import DEV, run, write
+from ..support.cli_process import DEV, run, write
 
 ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 

@@ -12,7 +12,7 @@ import pytest
 
 from box_sessions.testing import FakeBox
 
-from ..cli_process import run, start
+from ..support.cli_process import run, start
 
 
 async def test_the_banner_lists_the_control_endpoints_with_their_urls() -> None:

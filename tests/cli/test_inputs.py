@@ -11,7 +11,7 @@ import pytest
 
 from box_sessions.testing import FakeBox
 
-from ..cli_process import DEV, run, write
+from ..support.cli_process import DEV, run, write
 
 
 async def test_a_csv_row_given_as_a_login_is_invalid_input_and_not_sent(tmp_path: Path) -> None:

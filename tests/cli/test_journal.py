@@ -17,7 +17,7 @@ import pytest
 
 from box_sessions.testing import FakeBox
 
-from ..cli_process import DEV, run, write
+from ..support.cli_process import DEV, run, write
 
 
 def terminated_in(journal: Path) -> set[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from box_sessions.testing import FakeBox
 
-from ..cli_process import DEV, run
+from ..support.cli_process import DEV, run
 
 
 async def test_summary_names_each_failure_reason_with_a_sample_message() -> None:

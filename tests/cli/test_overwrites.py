@@ -12,7 +12,7 @@ import pytest
 
 from box_sessions.testing import FakeBox
 
-from ..cli_process import DEV, run, write
+from ..support.cli_process import DEV, run, write
 
 
 @pytest.mark.parametrize("spelling", ["same-path", "another-spelling", "symlink", "hard-link"])

@@ -16,7 +16,7 @@ import pytest
 
 from box_sessions.testing import FakeBox, LoopbackServer, Reply, Request
 
-from ..cli_process import DEV, run, start
+from ..support.cli_process import DEV, run, start
 
 UMASKS = [pytest.param(0o022, id="umask-022"), pytest.param(0o000, id="umask-000")]
 

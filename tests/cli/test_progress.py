@@ -23,7 +23,7 @@ from box_sessions._cli._summary import Summary
 from box_sessions._termination import BatchResult, Field
 from box_sessions.testing import FakeBox
 
-from ..cli_process import DEV, environment
+from ..support.cli_process import DEV, environment
 
 
 def screen_of(text: str, columns: int = 10_000) -> list[str]:

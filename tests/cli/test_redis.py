@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from box_sessions.testing import FakeBox
 
-from ..cli_process import run
+from ..support.cli_process import run
 from ..support.redis_server import RedisServer
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from box_sessions.testing import FakeBox
 
-from ..cli_process import DEV, run, start, write
+from ..support.cli_process import DEV, run, start, write
 
 
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])

@@ -17,7 +17,7 @@ import pytest
 
 from box_sessions.testing import FakeBox
 
-from ..cli_process import DEV, run, start, write
+from ..support.cli_process import DEV, run, start, write
 
 IDS = [str(i) for i in range(1, 401)]
 

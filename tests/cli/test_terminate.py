@@ -24,7 +24,7 @@ from box_sessions import __version__
 from box_sessions._cli import main
 from box_sessions.testing import FakeBox
 
-from ..cli_process import DEV, run, start, write
+from ..support.cli_process import DEV, run, start, write
 
 
 async def test_version() -> None:

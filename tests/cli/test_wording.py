@@ -11,7 +11,7 @@ import pytest
 
 from box_sessions.testing import FakeBox, LoopbackServer, Reply, Request
 
-from ..cli_process import DEV, run
+from ..support.cli_process import DEV, run
 
 
 @pytest.mark.parametrize(

@@ -55,6 +55,8 @@ def _redis_slot_time(reservation: Reservation) -> float:
 async def contract(request: pytest.FixtureRequest) -> AsyncIterator[Contract]:
     """Each implementation of `PacingState`: this process's memory, the README's store, and a real redis-server."""
     if request.param == "readme":
+        # The README's store paces on the real clock: real time passes (the assertions after it
+        # hold for any longer wait, so a busy machine cannot break them).
         pacing = readme_store().MemoryShare().pacing
         yield Contract(pacing.state("app"), pacing.state("app"), asyncio.sleep, _memory_slot_time, "readme")
         return

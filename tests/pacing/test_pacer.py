@@ -15,7 +15,7 @@ from box_sessions import BoxClient, BoxTimeoutError, DeveloperTokenAuth, InMemor
 from box_sessions._pacing import Pacer, PacingRefused
 from box_sessions.testing import FakeBox, FakeClock
 
-from ..conftest import USERS_URL, MakeClient, accepted, box_error, until
+from ..conftest import USERS_URL, HeldClock, MakeClient, accepted, box_error, terminate, until
 
 
 def pacer(clock: FakeClock, per_minute: float = 60) -> Pacer:
@@ -38,24 +38,40 @@ async def test_a_burst_of_refusals_then_one_quiet_interval_sends_at_once() -> No
 
 async def test_a_cancelled_waiter_gives_its_slot_back() -> None:
     """A request cancelled while it waits for its slot frees it: the next request need not wait for it."""
-    clock = FakeClock()
+    clock = HeldClock()
     paced = pacer(clock)
     await paced.reserve(deadline=None, max_cooldown=120)
-    held = asyncio.Event()
-
-    async def sleep_until_cancelled(seconds: float) -> None:
-        held.set()
-        await asyncio.Event().wait()
-
-    clock.sleep = sleep_until_cancelled  # type: ignore[method-assign]
+    clock.hold()
     waiter = asyncio.create_task(paced.reserve(deadline=None, max_cooldown=120))  # its slot is 1 s ahead
-    await held.wait()
+    await clock.until_waiting(1)
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter
     slot = await paced.state.reserve(interval=1.0, burst=1, epoch=None, max_wait=None, max_cooldown=None)
     assert isinstance(slot, Reservation)
     assert slot.wait == 1.0  # the waiter's slot, given back: the one after the first
+
+
+async def test_slots_of_calls_cancelled_while_waiting_are_given_back() -> None:
+    """After 30 callers are cancelled waiting for the limiter, one quiet interval lets the next call out at once."""
+    fake, clock = FakeBox(), HeldClock()
+    policy = box_sessions.RetryPolicy(total_timeout=60)
+    async with fake.client(retry=policy, clock=clock, rate_limit=RateLimit(requests_per_minute=60)) as client:
+        await terminate(client)  # the free slot; the next ones are a second apart
+        clock.hold()
+        waiting = [asyncio.create_task(terminate(client, str(user))) for user in range(2, 32)]
+        await clock.until_waiting(30)  # each holds a slot, 1 to 30 s ahead, and waits for it
+        for task in waiting:
+            task.cancel()
+        outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+        assert all(isinstance(outcome, asyncio.CancelledError) for outcome in outcomes)
+        assert fake.terminated_count == 1
+        clock.release()
+        clock.advance(1.0)  # one interval of quiet
+        waited = len(clock.sleeps)
+        await terminate(client, "99")
+        assert clock.sleeps[waited:] == []  # sent at once: the cancelled callers kept no slot
+    assert fake.terminated_count == 2
 
 
 async def test_a_slot_past_the_deadline_is_refused_unsent() -> None:

@@ -246,7 +246,7 @@ async def test_a_long_cooldown_seen_by_one_process_fails_calls_of_another_at_onc
     kind: str, shares: tuple[RedisShare, RedisShare]
 ) -> None:
     """A 429 retry-after 200 (cap 120) in one process: a call in another fails at once, unsent (RateLimitError)."""
-    from ..hostile import Action, Answer, Request, serve, token_answer  # noqa: PLC0415 - only this test needs it
+    from ..support.hostile import Action, Answer, Request, serve, token_answer  # noqa: PLC0415 - only this test needs it
 
     answers = {"api": 0}
 
@@ -274,7 +274,7 @@ async def test_a_long_cooldown_seen_by_one_process_fails_calls_of_another_at_onc
 
 async def test_a_429_without_retry_after_holds_the_other_processes_too(shares: tuple[RedisShare, RedisShare]) -> None:
     """A 429 with no retry-after in one process starts the shared cool-down (its back-off): another waits it out."""
-    from ..hostile import Action, Answer, Request, serve  # noqa: PLC0415 - only this test needs it
+    from ..support.hostile import Action, Answer, Request, serve  # noqa: PLC0415 - only this test needs it
 
     answers: list[int] = []
 
