@@ -32,10 +32,27 @@ def _load_key(private_key: str, passphrase: str | None) -> Any:
         raise ImportError("JWTAuth needs the [jwt] extra: pip install 'box-sessions[jwt]'") from None
     try:
         return load_pem_private_key(private_key.encode(), password=passphrase.encode() if passphrase else None)
-    except (ValueError, TypeError) as exc:
-        # Never echo the key or the passphrase: say only what kind of problem it is.
-        reason = "wrong or missing passphrase" if "password" in str(exc).lower() else "not a PEM private key"
-        raise ValueError(f"JWTAuth private_key cannot be loaded: {reason}") from None
+    except (ValueError, TypeError):
+        # Never echo the key or the passphrase: say only what kind of problem it is. The kind is
+        # read from the PEM's own header, not from cryptography's message: under a wrong
+        # passphrase about one encryption in 150 decrypts to bytes that fail to parse, and
+        # cryptography then speaks of parsing, not of the password.
+        raise ValueError(f"JWTAuth private_key cannot be loaded: {_load_failure(private_key, passphrase)}") from None
+
+
+def _load_failure(private_key: str, passphrase: str | None) -> str:
+    """Why a PEM key failed to load, from what is known without the key's contents."""
+    header = private_key.lstrip()[:200]
+    encrypted = "BEGIN ENCRYPTED PRIVATE KEY" in header or "Proc-Type: 4,ENCRYPTED" in header
+    if encrypted:
+        return (
+            "wrong passphrase (the key did not decrypt with it)"
+            if passphrase
+            else "the key is encrypted: pass its passphrase"
+        )
+    if passphrase and "PRIVATE KEY-----" in header:
+        return "a passphrase was given but the key is not encrypted"
+    return "not a PEM private key"
 
 
 def _is_exp_rejection(error: AuthenticationError) -> bool:

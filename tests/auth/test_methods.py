@@ -358,12 +358,6 @@ def test_jwt_bad_key_or_passphrase_says_so_without_secrets() -> None:
         JWTAuth.from_config({"boxAppSettings": {}})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="package bug: JWTAuth tells a wrong passphrase from a bad key by the word 'password' in "
-    "cryptography's error; about one encryption in 150 decrypts, under a wrong passphrase, to bytes that fail "
-    "to parse, and the error then says 'not a PEM private key'",
-)
 def test_jwt_wrong_passphrase_is_named_whatever_it_decrypts_to() -> None:
     """A wrong passphrase is named as such even when it decrypts the key to bytes that do not parse."""
     with pytest.raises(ValueError, match="passphrase") as info:
@@ -376,6 +370,25 @@ def test_jwt_wrong_passphrase_is_named_whatever_it_decrypts_to() -> None:
             enterprise_id="1",
         )
     assert "nope" not in str(info.value)
+
+
+def test_jwt_passphrase_and_encryption_that_do_not_match_are_named(rsa_keys: tuple[str, str]) -> None:
+    """An encrypted key without a passphrase, or a passphrase for a plain key, is named as such."""
+    private, _ = rsa_keys
+    for key, passphrase, reason in (
+        (WRONG_PASSPHRASE_SAYS_SO, None, "the key is encrypted: pass its passphrase"),
+        (private, "unneeded-secret", "a passphrase was given but the key is not encrypted"),
+    ):
+        with pytest.raises(ValueError, match=reason) as info:
+            JWTAuth(
+                client_id="c",
+                client_secret="s",
+                public_key_id="k",
+                private_key=key,
+                passphrase=passphrase,
+                enterprise_id="1",
+            )
+        assert "unneeded-secret" not in str(info.value)
 
 
 async def test_jwt_user_subject(respx_mock: respx.MockRouter, rsa_keys: tuple[str, str]) -> None:
