@@ -15,7 +15,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Iterable
 from typing import Any, TypeVar
 
-__all__ = ["LoopBinding", "cancel_and_wait", "finish", "time_limit"]
+__all__ = ["LoopBinding", "cancel_and_wait", "cancelled_once", "finish", "time_limit"]
 
 T = TypeVar("T")
 
@@ -50,6 +50,27 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]]) -> None:
         task.cancel()
     if pending:
         await finish(asyncio.wait(pending))
+
+
+async def cancelled_once(aw: Awaitable[T]) -> T:
+    """Await ``aw`` in a task of its own, which a cancellation of this task cancels once, then waits for.
+
+    httpcore closes a cancelled request's connection under a shield that a second ``task.cancel()``
+    breaks, leaving the request open until the client closes. Here the request's task is cancelled
+    once, however often (or under whatever cancel scope) its caller is: its clean-up runs to the end.
+
+    Raises:
+        asyncio.CancelledError: this task was cancelled (after ``aw``'s task ended).
+    """
+    task = asyncio.ensure_future(aw)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.cancel()
+        await finish(asyncio.wait({task}))
+        if not task.cancelled():
+            task.exception()  # an outcome reached before the cancel is read: never "never retrieved"
+        raise
 
 
 class LoopBinding:

@@ -7,6 +7,7 @@ from collections.abc import AsyncGenerator, Iterable
 
 from .._errors import BoxError
 from .._sending import Sender
+from .._tasks import cancelled_once
 from .._validation import normalise_id_list, normalise_login_list
 from ._batching import Batcher, Source
 from ._endpoints import GROUPS_PATH, USERS_PATH, SessionTerminationMessage, groups_body, send, users_body
@@ -72,7 +73,9 @@ class SessionTerminationManager:
     async def _send_one(self, path: str, body: dict[str, list[str]], values: int) -> SessionTerminationMessage:
         """One request of a single call; its values counted by outcome."""
         try:
-            message = await send(self._sender, path, body)
+            # Its own task, cancelled once: a second cancel of the caller cannot cut the
+            # clean-up of its connection short (see `cancelled_once`).
+            message = await cancelled_once(send(self._sender, path, body))
         except BoxError:
             self._sender.telemetry.ids(terminated=0, failed=values)
             raise

@@ -121,27 +121,11 @@ SCOPES: dict[str, Callable[[Awaitable[None], InFlight], Awaitable[Tasks]]] = {
 }
 
 
-#: A single call cancelled again while it handles the first cancel keeps its connection, with the
-#: request in flight, until the client closes: httpcore closes a connection in an anyio shield on
-#: cancellation, which a second raw `task.cancel()` interrupts, and the single call runs in its
-#: caller's task (a bulk job's requests run in tasks of their own, which the job cancels once).
-SECOND_CANCEL_LEAVES_THE_REQUEST_OPEN = pytest.mark.xfail(
-    strict=True,
-    reason="package bug: terminate_users_sessions cancelled twice leaves its request open until aclose() "
-    "(README: 'a cancelled call, under task.cancel() (once or twice) ... leaves no request open')",
-)
-
-
 def cases() -> list[Any]:
     params = []
     for scope in SCOPES:
         for op in OPS:
-            marks = (
-                [SECOND_CANCEL_LEAVES_THE_REQUEST_OPEN]
-                if (scope, op) == ("cancel-twice", "terminate_users_sessions")
-                else []
-            )
-            params.append(pytest.param(scope, op, id=f"{op}-{scope}", marks=marks))
+            params.append(pytest.param(scope, op, id=f"{op}-{scope}"))
     return params
 
 
