@@ -223,9 +223,9 @@ async def until(condition: Callable[[], bool], *, turns: int = 1000) -> None:
 def awaits(task: asyncio.Task[Any], function: str) -> bool:
     """Whether ``task`` is suspended inside a call of the coroutine function named ``function``.
 
-    Follows the coroutines the task awaits, one inside the other, so that a test can wait (with
-    `until`) for another task to reach a point, such as a call waiting in ``get_token`` for the
-    token request in flight, instead of sleeping and hoping it got there.
+    Follows the coroutines the task awaits, one inside the other. A call may run its request in a
+    task of its own (see ``box_sessions._tasks.cancelled_once``), where the chain ends: to wait for
+    calls to reach a point, count the tasks that are there with `tasks_in`.
     """
     awaited: Any = task.get_coro()
     while awaited is not None:
@@ -234,6 +234,15 @@ def awaits(task: asyncio.Task[Any], function: str) -> bool:
             return True
         awaited = getattr(awaited, "cr_await", None)
     return False
+
+
+def tasks_in(function: str) -> int:
+    """How many tasks of this event loop are suspended inside a call of ``function`` (see `awaits`).
+
+    With `until`, a test waits for other tasks to reach a point, such as calls waiting in
+    ``get_token`` for the token request in flight, instead of sleeping and hoping they got there.
+    """
+    return sum(awaits(task, function) for task in asyncio.all_tasks())
 
 
 def server_tasks(server: LoopbackServer) -> set[asyncio.Task[object]]:

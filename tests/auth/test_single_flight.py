@@ -27,7 +27,17 @@ from box_sessions import (
 )
 from box_sessions.testing import FakeBox, FakeClock, LoopbackServer, Reply, Request
 
-from ..conftest import BOUND, auth_of_kind, awaits, box_error_body, fake_ccg, json_reply, server_tasks, terminate, until
+from ..conftest import (
+    BOUND,
+    auth_of_kind,
+    box_error_body,
+    fake_ccg,
+    json_reply,
+    server_tasks,
+    tasks_in,
+    terminate,
+    until,
+)
 
 TOKEN_PATH = "/oauth2/token"
 TOKEN_URL_FOR_UNIT = "https://api.box.com/oauth2/token"
@@ -99,7 +109,8 @@ async def test_token_request_survives_its_cancelled_caller(kind: str, held: Held
         leader = asyncio.create_task(terminate(client, "1"))
         await asyncio.wait_for(endpoint.arrived.wait(), BOUND)
         waiters = [asyncio.create_task(terminate(client, str(user))) for user in range(2, WAITERS + 2)]
-        await until(lambda: all(awaits(waiter, "get_token") for waiter in waiters))  # waiting on the leader's request
+        # The leader's request and every waiter's wait in get_token, for the one token request.
+        await until(lambda: tasks_in("get_token") == len(waiters) + 1)
         leader.cancel()
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(leader, BOUND)

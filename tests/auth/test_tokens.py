@@ -26,9 +26,9 @@ from ..conftest import (
     USERS_URL,
     MakeClient,
     accepted,
-    awaits,
     box_error,
     form_of,
+    tasks_in,
     terminate,
     token_answer,
     until,
@@ -137,7 +137,7 @@ async def test_concurrent_first_use_makes_one_token_request(
     api = respx_mock.post(USERS_URL).mock(return_value=accepted())
     async with make_client(ccg) as client:
         calls = [asyncio.create_task(terminate(client)) for _ in range(100)]
-        await until(lambda: all(awaits(call, "get_token") for call in calls))  # all wait for a token at once
+        await until(lambda: tasks_in("get_token") == len(calls))  # all wait for a token at once
         answer.set()
         await asyncio.gather(*calls)
     assert token.call_count == 1
