@@ -135,9 +135,17 @@ class RedisCalls:
     """
 
     def __init__(
-        self, client: Client, timeout: float, *, prefix: str, remake: Callable[[], Client] | None = None
+        self,
+        client: Client,
+        timeout: float,
+        *,
+        prefix: str,
+        remake: Callable[[], Client] | None = None,
+        max_calls: int = 8,
     ) -> None:
         self._client = client
+        self._max_calls = max_calls
+        self._slots: asyncio.Semaphore | None = None  # calls in flight at once, in the running loop
         self._probe_key = f"{prefix}:acl-probe"
         self._remake = remake
         self.timeout = timeout
@@ -167,6 +175,7 @@ class RedisCalls:
                 with _redis_errors("reconnecting in this event loop"):
                     self._client = self._rebind(self._client)
             self._loop, self._set_up = loop, None
+            self._slots = asyncio.Semaphore(self._max_calls)  # a semaphore belongs to one loop
         if self._set_up is None:
             self._set_up = loop.create_task(self._set_up_in_loop())
         try:
@@ -229,12 +238,23 @@ class RedisCalls:
         client = await self.ready()
         try:
             with _redis_errors(what):
-                return await asyncio.wait_for(call(client), self.timeout)
+                return await asyncio.wait_for(self._in_a_slot(call, client), self.timeout)
         except SharedStateError as error:
             if error.refusal != "NOPERM":
                 raise
             command = await self._missing_command()
             raise SharedStateError(_describe(what, _Noperm(command)), refusal=f"NOPERM {command}") from error
+
+    async def _in_a_slot(self, call: Callable[[Client], Awaitable[T]], client: Client) -> T:
+        """``call(client)`` once fewer than ``max_calls`` calls are in flight: the wait counts in the timeout.
+
+        A single node's pool waits for a free connection, but redis-py's cluster client raises
+        ``MaxConnectionsError`` at once when a node's connections are all busy, and a caller's own
+        client may do either: the share waits here, whatever the client, so no call fails for it.
+        """
+        assert self._slots is not None  # noqa: S101 - set by ready(), which run() awaits first
+        async with self._slots:
+            return await call(client)
 
     async def _missing_command(self) -> str:
         """Which command of the scripts the ACL user lacks, asked of Redis one by one (once per share)."""

@@ -101,8 +101,10 @@ class RedisShare:
         lock_ttl: Seconds a lock outlives a holder that died.
         lock_wait: The longest a process waits for another's OAuth 2.0 refresh; also how long a
             save of a refreshed pair is tried again.
-        max_connections: Connections the share opens at most (per node of a cluster); a call
-            waits for one within ``timeout``.
+        max_connections: Redis calls the share makes at once, per process, and so the
+            connections it opens at most (per node of a cluster); a call waits for a free one
+            within ``timeout``, with any client (redis-py's cluster client would refuse it at once
+            with ``MaxConnectionsError``).
 
     Raises:
         TypeError, ValueError: an argument is of the wrong type or value, or neither or both of
@@ -156,7 +158,7 @@ class RedisShare:
                 return aioredis.Redis.from_pool(BlockingConnectionPool.from_url(url, **settings))
 
             client = remake()
-        self._redis = RedisCalls(client, self._timeout, prefix=self._prefix, remake=remake)
+        self._redis = RedisCalls(client, self._timeout, prefix=self._prefix, remake=remake, max_calls=max_connections)
         self._locks = LockScripts(client)
         self._tokens = RedisTokens(self._redis, self._locks, self._prefix, self._lock_ttl)
         self._pacing = RedisPacing(self._redis, self._prefix)

@@ -165,3 +165,18 @@ async def test_every_key_a_script_or_a_lock_touches_shares_a_hash_slot(
         if key.endswith(suffix) and slot_of(key) != slot_of(base := key.removesuffix(suffix))
     ]
     assert (crossing, apart) == ([], [])
+
+
+async def test_more_calls_at_once_than_connections_wait_for_one(
+    redis_cluster: RedisClusterNodes, key_prefix: str
+) -> None:
+    """30 calls at once to one node, 2 connections a node: each waits for a free one, none fails.
+
+    redis-py's cluster client raises ``MaxConnectionsError`` at once when a node's connections
+    are all busy, where a single node's pool waits; a bulk job keeps 16 batches in flight.
+    """
+    async with RedisShare(redis_cluster.url, cluster=True, prefix=key_prefix, max_connections=2) as share:
+        answers = await asyncio.wait_for(
+            asyncio.gather(*(share.tokens.load("one-key") for _ in range(30)), return_exceptions=True), BOUND
+        )
+    assert answers == [None] * 30
