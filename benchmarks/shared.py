@@ -209,12 +209,10 @@ def shared_rows(server: Callable[..., AbstractContextManager[Any]], *, quick: bo
                 "redis_pacing_per_request": round(seen.pacing / requests, 2) if url and requests else 0.0,
                 "redis_commands_per_request": round(seen.commands / requests, 2) if url and requests else 0.0,
             }
+            redis_figures = f"{row['redis_pacing_per_request']}, {row['redis_commands_per_request']}" if url else "-"
             print(  # noqa: T201 - a benchmark prints its figures
                 f"| {name} | {row['wall_s']} | {requests} | {row['429s']} ({row['429_share']:.1%}) | "
-                f"{row['token_requests']} | {row['lost']} | {row['allowed_rate_used']:.2f} | "
-                f"{row['redis_pacing_per_request']}, {row['redis_commands_per_request']} |"
-                if url
-                else "- |",
+                f"{row['token_requests']} | {row['lost']} | {row['allowed_rate_used']:.2f} | {redis_figures} |",
                 flush=True,
             )
             rows.append(row)
