@@ -116,9 +116,13 @@ def soak(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks against Box's official SDK (installed here only), a hand-written loop and bare httpx.
 
-    ``nox -s bench -- --only single`` runs one part (throughput, cpu, memory, single, shared: four
-    processes through a redis-server it starts on 127.0.0.1, which must be on PATH);
-    ``-- --only throughput --profile drop --ours-only`` one throughput profile for box_sessions.
+    ``nox -s bench -- --only single`` runs one part (throughput; cpu, which also measures
+    OpenTelemetry's cost absent, API only and with the SDK; memory; single; shared: four processes
+    through a redis-server and a 3-master Redis Cluster it starts on 127.0.0.1, which needs
+    redis-server and redis-cli on PATH); ``-- --only throughput --profile drop --ours-only`` one
+    throughput profile for box_sessions.
     """
-    session.install("-e", ".[redis]", "boxsdk>=10,<11")
+    # otel and opentelemetry-sdk: the cpu part's API-only and SDK configurations (its "absent" one
+    # hides the API from its own process).
+    session.install("-e", ".[redis,otel]", "opentelemetry-sdk>=1.27", "boxsdk>=10,<11")
     session.run("python", "benchmarks/bench.py", *session.posargs)

@@ -3,9 +3,10 @@
 Every system runs the same job against a fresh FakeBox process on 127.0.0.1 (``server.py`` beside
 this file), which counts what it receives; the figures come from the server, so a system that
 finishes fast by losing ids shows it. Run with ``nox -s bench`` (installs ``boxsdk`` 10.x there
-only). ``--only PART`` runs one part (``throughput``, ``cpu``, ``memory``, ``single``, ``shared``);
-``--profile`` and ``--ours-only`` narrow the throughput part; ``--quick`` runs a smaller job for a
-smoke test. Every loop is bounded in count and time, and every server listens on 127.0.0.1.
+only). ``--only PART`` runs one part (``throughput``, ``cpu`` with OpenTelemetry's cost,
+``memory``, ``single``, ``shared``); ``--profile`` and ``--ours-only`` narrow the throughput part;
+``--quick`` runs a smaller job for a smoke test. Every loop is bounded in count and time, and every
+server listens on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 import httpx
 import tenacity
 from shared import shared_rows  # beside this script, which Python puts first on sys.path
+from telemetry_cost import bulk_call, describe, telemetry_cost
 
 import box_sessions
 
@@ -242,12 +244,7 @@ def cpu_cost(requests: int) -> dict[str, float]:
     with Server() as server:
 
         async def bulk() -> None:
-            fast = box_sessions.RateLimit(requests_per_minute=1e9)  # the limiter's code runs; it never waits
-            async with box_sessions.BoxClient(
-                box_sessions.DeveloperTokenAuth(TOKEN), base_url=server.url, rate_limit=fast
-            ) as client:
-                report = await client.session_termination.terminate(user_ids=work["user_ids"])
-                assert report.ok, str(report)  # noqa: S101
+            await bulk_call(server.url, work["user_ids"])
 
         async def bare() -> None:
             limits = asyncio.Semaphore(16)
@@ -404,7 +401,12 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|---|---|")  # noqa: T201
         throughput(work, systems, profiles, scale)
     if "cpu" in parts:
-        print(f"\nCPU cost of the layer: {cpu_cost(200 if args.quick else 2000)}")  # noqa: T201
+        requests = 200 if args.quick else 2000
+        print(f"\nCPU cost of the layer: {cpu_cost(requests)}")  # noqa: T201
+        with Server() as server:
+            cost = telemetry_cost(requests, server.url)
+        print(f"CPU cost of telemetry: {describe(cost)}")  # noqa: T201
+        print(f"  {cost}")  # noqa: T201
     if "memory" in parts:
         with tempfile.TemporaryDirectory() as tmp:
             sizes = (10_000, 100_000) if args.quick else (100_000, 1_000_000)

@@ -5,7 +5,8 @@ send to one FakeBox process allowing 1,000 requests a minute (Box's documented l
 paced at that rate by its own `RateLimit`. With ``BoxClient(shared=RedisShare(...))`` they share
 one token, one schedule and one cool-down; alone, each paces as if it were the only one. The
 figures come from FakeBox. A ``redis-server`` on 127.0.0.1 (a free port, no persistence) is
-started for the run and killed after it.
+started for the run and killed after it, and so is a Redis Cluster of three masters on 127.0.0.1
+(``RedisShare(url, cluster=True)``), as managed services run Redis.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from box_sessions.redis._pacing import _GIVE_BACK, _RECORD, _RESERVE
 
@@ -32,6 +33,14 @@ PROCESSES = 4
 BATCH = 100
 #: Seconds any process may take before the run is abandoned.
 BOUND = 300.0
+#: Seconds a redis-server may take to answer PING, and to be reaped once killed.
+START_WAIT = 10.0
+#: Seconds ``redis-cli --cluster create`` may take, and then every node to say the cluster is whole.
+CREATE_WAIT = 60.0
+AGREE_WAIT = 30.0
+CLUSTER_NODES = 3
+#: Slots in a Redis Cluster: every one must be served before the cluster counts as whole.
+SLOTS = 16384
 #: The SHA-1 digests by which clients run the pacing scripts (EVALSHA).
 PACING_SCRIPTS = {hashlib.sha1(script.encode()).hexdigest() for script in (_RESERVE, _GIVE_BACK, _RECORD)}  # noqa: S324 - Redis names scripts by SHA-1
 
@@ -44,7 +53,7 @@ from box_sessions.redis import RedisShare
 
 async def main() -> None:
     config = json.loads(sys.argv[1])
-    share = RedisShare(config["redis"]) if config["redis"] else None
+    share = RedisShare(config["redis"], cluster=config["cluster"]) if config["redis"] else None
     auth = box_sessions.CCGAuth(client_id="fake-client-id", client_secret="fake-client-secret", enterprise_id="1")
     pacing = box_sessions.RateLimit(requests_per_minute=config["rate"])
     client = box_sessions.BoxClient(auth, base_url=config["url"], rate_limit=pacing, shared=share)
@@ -111,40 +120,121 @@ class Monitor:
         self.pacing = sum(1 for words in sent if len(words) > 1 and words[1].strip('"') in PACING_SCRIPTS)
 
 
+def _binary(name: str) -> str:
+    binary = shutil.which(name)
+    if binary is None:
+        raise SystemExit(f"the shared benchmark needs {name} on PATH")
+    return binary
+
+
+def _start_redis(args: list[str], port: int) -> subprocess.Popen[bytes]:
+    """Start ``redis-server`` with ``args`` and wait (bounded) until it answers PING on ``port``."""
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)  # noqa: S603 - redis-server from PATH, fixed arguments
+    deadline = time.monotonic() + START_WAIT
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+                conn.sendall(b"PING\r\n")
+                if conn.recv(16).startswith(b"+PONG"):
+                    return proc
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _reap([proc])
+            raise SystemExit(f"redis-server did not answer on port {port} within {START_WAIT:g} s")
+        time.sleep(0.05)
+
+
+def _reap(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGKILL and reap every process (bounded): the servers keep nothing worth a clean shutdown."""
+    for proc in procs:
+        proc.kill()
+    for proc in procs:
+        proc.wait(START_WAIT)
+
+
 @contextmanager
 def redis_server() -> Iterator[str]:
     """A redis-server on 127.0.0.1 for the run: its URL."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("the shared benchmark needs redis-server on PATH")
     port = _free_port()
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)  # noqa: S603 - redis-server from PATH, fixed arguments
+    args = [_binary("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = _start_redis(args, port)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("redis-server did not answer within 10 s")
-            time.sleep(0.05)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        proc.kill()
-        proc.wait(10)
+        _reap([proc])
 
 
-def run_workers(script: Path, url: str, redis: str | None, ids: int) -> float:
+def _cluster_whole(cli: str, port: int) -> bool:
+    """Whether the node on ``port`` says the cluster is whole: state ok, every slot served, every node known."""
+    try:
+        done = subprocess.run(  # noqa: S603 - redis-cli from PATH, fixed arguments
+            [cli, "-h", "127.0.0.1", "-p", str(port), "cluster", "info"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    info = dict(line.strip().split(":", 1) for line in done.stdout.splitlines() if ":" in line)
+    return (
+        info.get("cluster_state") == "ok"
+        and info.get("cluster_slots_ok") == str(SLOTS)
+        and info.get("cluster_known_nodes") == str(CLUSTER_NODES)
+    )
+
+
+@contextmanager
+def redis_cluster(directory: Path) -> Iterator[list[int]]:
+    """A Redis Cluster of three masters on 127.0.0.1 (no replicas, no persistence) for the run: its ports.
+
+    The approach of ``tests/support/redis_cluster.py``, written again here so that the benchmark,
+    run as a script with ``benchmarks/`` on its path, needs nothing from the tests: each node has
+    its own directory and its own bus port (``--cluster-port``: no port + 10000 is assumed free);
+    ``redis-cli --cluster create`` spreads the slots; every wait is bounded.
+    """
+    binary, cli = _binary("redis-server"), _binary("redis-cli")
+    procs: list[subprocess.Popen[bytes]] = []
+    ports: list[int] = []
+    try:
+        for n in range(CLUSTER_NODES):
+            port, node_dir = _free_port(), directory / f"cluster-node-{n}"
+            node_dir.mkdir()
+            args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+            args += ["--dir", str(node_dir), "--cluster-enabled", "yes"]
+            args += ["--cluster-config-file", str(node_dir / "nodes.conf"), "--cluster-port", str(_free_port())]
+            procs.append(_start_redis(args, port))
+            ports.append(port)
+        create = [cli, "--cluster", "create", *(f"127.0.0.1:{port}" for port in ports)]
+        create += ["--cluster-replicas", "0", "--cluster-yes"]
+        created = subprocess.run(create, capture_output=True, text=True, timeout=CREATE_WAIT, check=False)  # noqa: S603 - redis-cli from PATH
+        if created.returncode != 0:
+            raise SystemExit(f"redis-cli --cluster create failed:\n{created.stdout[-2000:]}{created.stderr}")
+        deadline = time.monotonic() + AGREE_WAIT
+        while not all(_cluster_whole(cli, port) for port in ports):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the cluster's nodes did not all say cluster_state:ok within {AGREE_WAIT:g} s")
+            time.sleep(0.1)
+        yield ports
+    finally:
+        _reap(procs)
+
+
+def run_workers(script: Path, url: str, redis: str | None, ids: int, *, cluster: bool = False) -> float:
     """Start the processes, let them go together, wait for all; the wall time from go to the last end."""
     share = ids // PROCESSES
     procs = []
     for n in range(PROCESSES):
-        config = {"url": url, "redis": redis, "rate": RATE, "first": n * share, "count": share, "batch": BATCH}
+        config = {
+            "url": url,
+            "redis": redis,
+            "cluster": cluster,
+            "rate": RATE,
+            "first": n * share,
+            "count": share,
+            "batch": BATCH,
+        }
         proc = subprocess.Popen(  # noqa: S603 - this interpreter running our own script
             [sys.executable, str(script), json.dumps(config)],
             stdin=subprocess.PIPE,
@@ -165,8 +255,17 @@ def run_workers(script: Path, url: str, redis: str | None, ids: int) -> float:
     return time.perf_counter() - started
 
 
+class Pacing(NamedTuple):
+    """One row's set-up: its name, the Redis URL the workers share through (none: alone), and the ports to monitor."""
+
+    name: str
+    redis: str | None
+    cluster: bool
+    ports: list[int]
+
+
 def shared_rows(server: Callable[..., AbstractContextManager[Any]], *, quick: bool) -> list[dict[str, Any]]:
-    """Run the job shared through Redis and alone; one row each, printed as it comes.
+    """Run the job shared through Redis, through a Redis Cluster, and alone; one row each, printed as it comes.
 
     Args:
         server: Starts a FakeBox process (``bench.Server``): ``url`` and ``stats()``.
@@ -184,40 +283,58 @@ def shared_rows(server: Callable[..., AbstractContextManager[Any]], *, quick: bo
     )
     print("|---|---|---|---|---|---|---|---|")  # noqa: T201
     rows = []
-    with redis_server() as redis, tempfile.TemporaryDirectory() as tmp:
-        script = Path(tmp) / "worker.py"
+    with ExitStack() as resources:
+        tmp = Path(resources.enter_context(tempfile.TemporaryDirectory()))
+        redis = resources.enter_context(redis_server())
+        cluster_ports = resources.enter_context(redis_cluster(tmp))
+        script = tmp / "worker.py"
         script.write_text(WORKER, encoding="utf-8")
-        for name, url in (("shared through Redis", redis), ("each process alone", None)):
-            port = int(redis.rsplit(":", 1)[1].split("/")[0])
-            with (
-                server(rate_limit=RATE, latency=0.15, jitter=0.05) as fake,
-                Monitor(port, Path(tmp) / "monitor") as seen,
-            ):
-                wall = run_workers(script, fake.url, url, ids)
+        single = int(redis.rsplit(":", 1)[1].split("/")[0])
+        setups = (
+            Pacing("shared through Redis", redis, cluster=False, ports=[single]),
+            Pacing(
+                f"shared through a Redis Cluster ({CLUSTER_NODES} masters)",
+                f"redis://127.0.0.1:{cluster_ports[0]}",
+                cluster=True,
+                ports=cluster_ports,
+            ),
+            Pacing("each process alone", None, cluster=False, ports=[]),
+        )
+        for setup in setups:
+            with server(rate_limit=RATE, latency=0.15, jitter=0.05) as fake, ExitStack() as monitors:
+                # One monitor per node: a cluster's commands are summed over its nodes.
+                seen = [monitors.enter_context(Monitor(port, tmp / f"monitor-{port}")) for port in setup.ports]
+                wall = run_workers(script, fake.url, setup.redis, ids, cluster=setup.cluster)
                 stats = fake.stats()
-            counts = stats["status_counts"]
-            requests = sum(counts.values()) - stats["token_requests"]
-            row = {
-                "pacing": name,
-                "wall_s": round(wall, 1),
-                "requests": requests,
-                "429s": counts.get("429", 0),
-                "429_share": round(counts.get("429", 0) / requests, 4) if requests else 0.0,
-                "token_requests": stats["token_requests"],
-                "lost": ids - sum(stats["distinct_terminated"].values()),
-                "allowed_rate_used": round(needed / (RATE / 60) / wall, 3),
-                "redis_pacing_per_request": round(seen.pacing / requests, 2) if url and requests else 0.0,
-                "redis_commands_per_request": round(seen.commands / requests, 2) if url and requests else 0.0,
-            }
-            print(  # noqa: T201 - a benchmark prints its figures
-                f"| {name} | {row['wall_s']} | {requests} | {row['429s']} ({row['429_share']:.1%}) | "
-                f"{row['token_requests']} | {row['lost']} | {row['allowed_rate_used']:.2f} | "
-                f"{row['redis_pacing_per_request']}, {row['redis_commands_per_request']} |"
-                if url
-                else "- |",
-                flush=True,
-            )
-            rows.append(row)
-            if url:
-                print(f"Redis commands by kind: {dict(seen.kinds.most_common())}")  # noqa: T201
+            rows.append(_row(setup, seen, stats, wall, ids))
     return rows
+
+
+def _row(setup: Pacing, seen: list[Monitor], stats: dict[str, Any], wall: float, ids: int) -> dict[str, Any]:
+    """The row of one run, from FakeBox's figures and the monitors' counts; printed as it comes."""
+    counts = stats["status_counts"]
+    requests = sum(counts.values()) - stats["token_requests"]
+    pacing = sum(monitor.pacing for monitor in seen)
+    commands = sum(monitor.commands for monitor in seen)
+    kinds = sum((monitor.kinds for monitor in seen), collections.Counter[str]())
+    row = {
+        "pacing": setup.name,
+        "wall_s": round(wall, 1),
+        "requests": requests,
+        "429s": counts.get("429", 0),
+        "429_share": round(counts.get("429", 0) / requests, 4) if requests else 0.0,
+        "token_requests": stats["token_requests"],
+        "lost": ids - sum(stats["distinct_terminated"].values()),
+        "allowed_rate_used": round(ids // BATCH / (RATE / 60) / wall, 3),
+        "redis_pacing_per_request": round(pacing / requests, 2) if setup.redis and requests else 0.0,
+        "redis_commands_per_request": round(commands / requests, 2) if setup.redis and requests else 0.0,
+    }
+    redis_figures = f"{row['redis_pacing_per_request']}, {row['redis_commands_per_request']}" if setup.redis else "-"
+    print(  # noqa: T201 - a benchmark prints its figures
+        f"| {setup.name} | {row['wall_s']} | {requests} | {row['429s']} ({row['429_share']:.1%}) | "
+        f"{row['token_requests']} | {row['lost']} | {row['allowed_rate_used']:.2f} | {redis_figures} |",
+        flush=True,
+    )
+    if setup.redis:
+        print(f"Redis commands by kind: {dict(kinds.most_common())}")  # noqa: T201
+    return row
