@@ -126,3 +126,15 @@ def bench(session: nox.Session) -> None:
     # hides the API from its own process).
     session.install("-e", ".[redis,otel]", "opentelemetry-sdk>=1.27", "boxsdk>=10,<11")
     session.run("python", "benchmarks/bench.py", *session.posargs)
+
+
+@nox.session
+def redis_as_run(session: nox.Session) -> None:
+    """Issue 17's table measured: two worker processes through Redis as companies run it, one line per set-up.
+
+    Real ``redis-server`` processes on 127.0.0.1 (cluster, Sentinel, replica, eviction, restarts, ACLs;
+    ``redis-server`` and ``redis-cli`` 7 must be on PATH), a FakeBox process at 1,000 requests a minute;
+    a few minutes. ``-- --only eviction restart`` runs some rows, ``-- --keep DIR`` keeps every log line.
+    """
+    session.install("-e", ".[redis]", "valkey>=6")  # the Valkey row gives valkey-py's own client
+    session.run("python", "benchmarks/redis_as_run.py", *session.posargs)
