@@ -56,8 +56,9 @@ _NOPERM_COMMAND = re.compile(r"'([\w|]+)' command")
 _ADVICE = {
     "READONLY": "this connection reaches a replica, or a master that a failover demoted: give RedisShare the "
     "master's address (with Sentinel, Sentinel(...).master_for(...))",
-    "OOM": "Redis is full and its maxmemory-policy is noeviction: give it more memory, or an eviction policy "
-    "(volatile-lru keeps the OAuth 2.0 pairs, which carry no time to live)",
+    "OOM": "Redis reached its maxmemory with nothing it may evict (under noeviction nothing, under volatile-* "
+    "only keys with a time to live): give it more memory, or a volatile-* eviction policy if it has noeviction "
+    "(volatile-lru never evicts the OAuth 2.0 pairs and locks, which carry no time to live)",
 }
 
 
@@ -94,6 +95,11 @@ _FAILURES: tuple[tuple[tuple[type[BaseException], ...], str], ...] = (
 
 def _describe(what: str, exc: BaseException) -> str:
     """A message for a failure of Redis ``what`` was doing: what was refused or went wrong, and what to change."""
+    if isinstance(exc, redis.exceptions.AskError) or str(exc).startswith(("MOVED ", "ASK ")):
+        return (
+            f"Redis answered {what} with MOVED: the URL names a node of a Redis Cluster, which keeps this key on "
+            "another node; pass cluster=True (or a RedisCluster client) to RedisShare"
+        )
     refusal = _refusal_of(exc)
     if refusal is None:
         template = next(text for kinds, text in _FAILURES if isinstance(exc, kinds))

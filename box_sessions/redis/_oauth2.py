@@ -8,9 +8,10 @@ So the pair is kept as Redis must keep it:
   ``maxmemory-policy`` is ``allkeys-*``, which may evict it all the same.
 - **A save that fails is tried again on a fresh connection**, for up to ``lock_wait`` (a
   connection opened before a restart fails once; Redis back a second later takes the save).
-- **The lock is renewed while held**, and is not held at all by an ACL user that may not renew
-  it (``PEXPIRE``): it would expire under its holder, and a second process would refresh with the
-  refresh token the first has just spent.
+- **Its lock is never evicted either, and is renewed while held.** The lock's lease is in its
+  value, not in a time to live (see `RedisLock`): a lock with a TTL, untouched between renewals,
+  was the first key ``volatile-lru`` evicted during a refresh, and a second process then refreshed
+  with the refresh token the first had just spent.
 
 The pair and its lock share a hash tag (``{key}``), so they live on one node of a cluster.
 """
@@ -107,16 +108,11 @@ class RedisTokenStore:
         """Hold the pair's lock, waiting at most ``lock_wait`` for another process's refresh.
 
         Raises:
-            SharedStateError: Redis failed, or its ACL user may not renew the lock (``PEXPIRE``).
+            SharedStateError: Redis failed.
             BoxTimeoutError: another process held the lock for ``lock_wait`` seconds.
         """
         lock = RedisLock(self._redis, self._locks, self._name + ":lock", self._lock_ttl)
         await self._acquire(lock)
-        try:
-            await self._check_renewable(lock)
-        except SharedStateError:
-            await self._release(lock)
-            raise
         renewal = asyncio.get_running_loop().create_task(self._renew(lock))
         try:
             yield
@@ -134,15 +130,6 @@ class RedisTokenStore:
                     f"another process has held the OAuth 2.0 lock of {self.key!r} for {self._lock_wait:g} s"
                 )
             await asyncio.sleep(LOCK_POLL)
-
-    async def _check_renewable(self, lock: RedisLock) -> None:
-        """Renew the lock once, as a holder does (PEXPIRE, asked directly so that a refusal names it).
-
-        An ACL user that may not renew it is refused here, before any refresh is sent to Box.
-        """
-        await self._redis.run(
-            "renewing the OAuth 2.0 lock", lambda client: client.pexpire(lock.name, int(self._lock_ttl * 1000))
-        )
 
     async def _release(self, lock: RedisLock) -> None:
         try:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from redis.asyncio.cluster import RedisCluster
 
-from box_sessions import BoxClient, OAuth2Tokens, RateLimit
+from box_sessions import BoxClient, OAuth2Tokens, RateLimit, SharedStateError
 from box_sessions.redis import RedisShare
 from box_sessions.testing import FakeBox
 
@@ -180,3 +180,18 @@ async def test_more_calls_at_once_than_connections_wait_for_one(
             asyncio.gather(*(share.tokens.load("one-key") for _ in range(30)), return_exceptions=True), BOUND
         )
     assert answers == [None] * 30
+
+
+async def test_one_nodes_url_without_cluster_true_says_to_pass_it(
+    redis_cluster: RedisClusterNodes, key_prefix: str
+) -> None:
+    """A cluster node's URL given as a single Redis: the key kept elsewhere fails naming MOVED and ``cluster=True``."""
+    async with RedisShare(redis_cluster.url, prefix=key_prefix) as share:
+        errors = []
+        for n in range(12):  # the keys' hash tags land on the three nodes: some on another than the URL's
+            try:
+                await share.tokens.load(f"identity-{n}")
+            except SharedStateError as exc:
+                errors.append(str(exc))
+    assert errors, "every key landed on the URL's node"
+    assert all("MOVED" in error and "cluster=True" in error for error in errors), errors[0]

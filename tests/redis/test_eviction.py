@@ -14,7 +14,7 @@ import asyncio
 
 import pytest
 
-from box_sessions import BoxClient, OAuth2Tokens
+from box_sessions import BoxClient, BoxTimeoutError, OAuth2Tokens
 from box_sessions.redis import RedisShare
 from box_sessions.testing import FakeBox, FakeClock, LoopbackServer
 
@@ -119,3 +119,25 @@ async def test_a_pair_flushed_during_a_refresh_is_saved_again_by_its_refresher(s
     assert set(outcomes) <= ALLOWED_OUTCOMES, outcomes
     assert spent_refresh_tokens_sent(fake) == 0
     assert following_outcome == "ok"
+
+
+@pytest.mark.parametrize("policy", ["volatile-lru", "noeviction"])
+async def test_the_oauth2_lock_held_during_a_refresh_is_never_evicted(start_redis: StartRedis, policy: str) -> None:
+    """A refresh's lock stays while a cache with TTLs fills Redis, so no second process can refresh meanwhile.
+
+    (Before, the lock carried a TTL: untouched between renewals, it was the least recently used
+    key ``volatile-lru`` could evict, a second process took it and sent the refresh token Box had
+    just spent.) Under ``noeviction`` the fill ends in ``OOM`` with the lock in place.
+    """
+    server = start_redis(maxmemory_args("4mb", policy))
+    lock = PAIR + ":lock"
+    async with RedisShare(server.url) as holder, RedisShare(server.url, lock_wait=0.3) as other:
+        async with holder.token_store("user-42").lock():
+            filled = fill_memory(server, watched=(lock,), filler_ttl=3600, max_keys=3000)
+            assert filled.evicted == frozenset(), filled
+            if policy == "volatile-lru":
+                assert filled.evicted_total > 100, filled  # Redis evicted for real: the fill's own keys
+            with pytest.raises(BoxTimeoutError, match=r"another process has held the OAuth 2\.0 lock"):
+                async with other.token_store("user-42").lock():
+                    pass
+        assert missing(server, [lock]) == {lock}  # released by its holder
