@@ -11,7 +11,6 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import attrs
-import httpx
 import pytest
 
 from box_sessions import (
@@ -28,6 +27,7 @@ from box_sessions import (
 from box_sessions.testing import FakeBox, FakeClock, LoopbackServer, Reply, Request
 
 from ..conftest import BOUND, auth_of_kind, awaits, box_error_body, fake_ccg, json_reply, server_tasks, terminate, until
+from ..support.http import httpx
 
 TOKEN_PATH = "/oauth2/token"
 TOKEN_URL_FOR_UNIT = "https://api.box.com/oauth2/token"
