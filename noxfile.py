@@ -1,7 +1,8 @@
 """Sessions for tests, lint and typing.
 
 `python -m nox` runs the tests on the Python running nox, on every core (a first answer in
-minutes), then lint and typing; `python -m nox -s matrix` runs the tests on each Python found.
+minutes), with the HTTP stack every install has (httpx), then lint and typing; `python -m nox -s
+matrix` runs the tests on each Python found under each HTTP stack (httpx, and httpx2 on 3.11+).
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ import nox
 
 # The versions pyproject.toml's classifiers claim. `matrix` runs the tests on each one this machine has.
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+# The HTTP stacks the package runs on (box_sessions/_http.py): httpx, its dependency, and httpx2,
+# the package's `httpx2` extra, preferred where installed. The suite runs under each as it is.
+STACKS = ["httpx", "httpx2"]
+#: The first Python httpx2 installs on: the `httpx2` extra's marker says ``python_version >= '3.11'``.
+HTTPX2_FROM = (3, 11)
 
 nox.options.sessions = ["tests", "lint", "typing"]
 nox.options.reuse_existing_virtualenvs = True
@@ -85,9 +91,22 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHONS)
-def matrix(session: nox.Session) -> None:
-    """The test suite on each Python found (3.10 to 3.13); a missing one is skipped with one line."""
-    run_suite(session)
+@nox.parametrize("stack", STACKS)
+def matrix(session: nox.Session, stack: str) -> None:
+    """The test suite on each Python found (3.10 to 3.13), under each HTTP stack; a missing Python is skipped.
+
+    ``stack='httpx2'`` installs the package's ``httpx2`` extra, and is skipped on Python 3.10, where
+    the extra installs nothing. ``stack='httpx'`` sets ``BOX_SESSIONS_HTTP=httpx``, so that it tests
+    httpx even where httpx2 is installed. ``nox -l`` lists the sessions: ``matrix-3.11(stack='httpx2')``.
+    """
+    if stack == "httpx2":
+        version = tuple(int(part) for part in str(session.python).split("."))
+        if version < HTTPX2_FROM:
+            session.skip(f"httpx2 needs Python {'.'.join(map(str, HTTPX2_FROM))}+ (the httpx2 extra's marker)")
+        run_suite(session, "httpx2")
+    else:
+        session.env["BOX_SESSIONS_HTTP"] = "httpx"
+        run_suite(session)
 
 
 @nox.session

@@ -1,4 +1,4 @@
-"""Shared fixtures: a fake clock, clients wired to respx, and Box-shaped answers."""
+"""Shared fixtures: a fake clock, clients wired to scripted routes, and Box-shaped answers."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -20,7 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 import box_sessions
 from box_sessions.testing import FakeBox, FakeClock, LoopbackServer, Reply
 
+from .support.http import httpx
 from .support.redis_server import RedisServer
+from .support.routes import Routes
 
 BASE = "https://api.box.com"
 USERS_URL = f"{BASE}/2.0/users/terminate_sessions"
@@ -38,7 +39,7 @@ FAST_RETRY = box_sessions.RetryPolicy(initial_backoff=0.01, max_backoff=0.05, to
 MakeClient = Callable[..., box_sessions.BoxClient]
 
 
-# -- what Box answers: the bodies, then as respx answers and as LoopbackServer replies ------------
+# -- what Box answers: the bodies, then as route answers and as LoopbackServer replies ------------
 
 
 def box_error_body(status: int, code: str = "error", message: str = "something failed") -> dict[str, Any]:
@@ -134,11 +135,28 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def make_client(clock: FakeClock) -> AsyncIterator[MakeClient]:
-    """Build clients on the fake clock, no jitter; each is closed at teardown (closing one twice is harmless)."""
+def routes() -> Routes:
+    """Box's answers scripted per route (``routes.post(USERS_URL).mock(return_value=accepted())``).
+
+    The clients of ``make_client`` and ``client`` send through ``routes.transport`` in a test that
+    asks for this fixture; a client a test builds itself takes ``transport=routes.transport``.
+    """
+    return Routes()
+
+
+@pytest.fixture
+async def make_client(clock: FakeClock, request: pytest.FixtureRequest) -> AsyncIterator[MakeClient]:
+    """Build clients on the fake clock, no jitter; each is closed at teardown (closing one twice is harmless).
+
+    In a test that asks for ``routes``, they send through its transport unless given
+    ``transport=`` or ``http_client=``.
+    """
     made: list[box_sessions.BoxClient] = []
+    scripted: Routes | None = request.getfixturevalue("routes") if "routes" in request.fixturenames else None
 
     def make(auth: box_sessions.BoxAuth | None = None, **kwargs: Any) -> box_sessions.BoxClient:
+        if scripted is not None and "http_client" not in kwargs:
+            kwargs.setdefault("transport", scripted.transport)
         kwargs.setdefault("clock", clock)
         kwargs.setdefault("retry", box_sessions.RetryPolicy(jitter=False))
         kwargs.setdefault("rate_limit", None)  # pacing has tests of its own; here it would add waits
@@ -161,7 +179,7 @@ async def client(
 
 @pytest.fixture
 def ccg() -> box_sessions.CCGAuth:
-    """CCG credentials of client "cid" acting for enterprise 42 (for respx and hand-written servers)."""
+    """CCG credentials of client "cid" acting for enterprise 42 (for scripted routes and hand-written servers)."""
     return box_sessions.CCGAuth(client_id="cid", client_secret="very-secret", enterprise_id="42")
 
 

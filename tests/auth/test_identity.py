@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from box_sessions import BoxIdentity, CCGAuth, DeveloperTokenAuth, JSONFileTokenStore, OAuth2Auth
+
+from ..support.http import httpx
 
 TOKEN_URL = httpx.URL("https://api.box.com/oauth2/token")
 

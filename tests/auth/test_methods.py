@@ -9,10 +9,8 @@ import ssl
 import stat
 from pathlib import Path
 
-import httpx
 import jwt
 import pytest
-import respx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -32,6 +30,8 @@ from box_sessions import (
 from box_sessions.testing import FakeBox, FakeClock
 
 from ..conftest import TOKEN_URL, USERS_URL, accepted, fake_ccg, form_of, token_answer
+from ..support.http import httpx
+from ..support.routes import Routes
 
 PASSPHRASE = "correct horse battery staple"
 # Two encryptions of one throwaway P-256 key with PASSPHRASE (each encryption draws its own salt
@@ -284,14 +284,14 @@ async def test_jwt_from_config_file_authenticates(tmp_path: Path, rsa_keys: tupl
     assert "PRIVATE KEY" not in repr(auth)
 
 
-async def test_jwt_assertion_claims(respx_mock: respx.MockRouter, rsa_keys: tuple[str, str]) -> None:
+async def test_jwt_assertion_claims(routes: Routes, rsa_keys: tuple[str, str]) -> None:
     """The assertion is RS256 with kid, a random jti, exp at most 60 s ahead, and the enterprise subject."""
     private, public = rsa_keys
-    route = respx_mock.post(TOKEN_URL).mock(side_effect=[token_answer("a", 1), token_answer("b", 1)])
-    respx_mock.post(USERS_URL).mock(return_value=accepted())
+    route = routes.post(TOKEN_URL).mock(side_effect=[token_answer("a", 1), token_answer("b", 1)])
+    routes.post(USERS_URL).mock(return_value=accepted())
     clock = FakeClock()
     auth = JWTAuth(client_id="cid", client_secret="sec", public_key_id="kid-7", private_key=private, enterprise_id="42")
-    async with BoxClient(auth, rate_limit=None, clock=clock) as client:
+    async with BoxClient(auth, rate_limit=None, clock=clock, transport=routes.transport) as client:
         await client.session_termination.terminate_users_sessions(["1"])
         clock.advance(2)
         await client.session_termination.terminate_users_sessions(["1"])
@@ -391,14 +391,14 @@ def test_jwt_passphrase_and_encryption_that_do_not_match_are_named(rsa_keys: tup
         assert "unneeded-secret" not in str(info.value)
 
 
-async def test_jwt_user_subject(respx_mock: respx.MockRouter, rsa_keys: tuple[str, str]) -> None:
+async def test_jwt_user_subject(routes: Routes, rsa_keys: tuple[str, str]) -> None:
     """from_config(user_id=...) and with_user_subject() sign for the user."""
     private, public = rsa_keys
-    route = respx_mock.post(TOKEN_URL).mock(return_value=token_answer())
-    respx_mock.post(USERS_URL).mock(return_value=accepted())
+    route = routes.post(TOKEN_URL).mock(return_value=token_answer())
+    routes.post(USERS_URL).mock(return_value=accepted())
     config = jwt_config(FakeBox(), private)
     for auth in (JWTAuth.from_config(config, user_id=7), JWTAuth.from_config(config).with_user_subject(7)):
-        async with BoxClient(auth, rate_limit=None) as client:
+        async with BoxClient(auth, rate_limit=None, transport=routes.transport) as client:
             await client.session_termination.terminate_users_sessions(["1"])
         form = form_of(route.calls.last.request)
         claims = jwt.decode(
@@ -426,12 +426,12 @@ async def test_ccg_with_user_subject_has_its_own_token() -> None:
     assert fake.token_requests == 2
 
 
-async def test_as_user_header(respx_mock: respx.MockRouter) -> None:
+async def test_as_user_header(routes: Routes) -> None:
     """BoxClient(as_user=...) sends As-User on API calls, not on the token request."""
-    token = respx_mock.post(TOKEN_URL).mock(return_value=token_answer())
-    api = respx_mock.post(USERS_URL).mock(return_value=accepted())
+    token = routes.post(TOKEN_URL).mock(return_value=token_answer())
+    api = routes.post(USERS_URL).mock(return_value=accepted())
     auth = CCGAuth(client_id="c", client_secret="s", enterprise_id="1")
-    async with BoxClient(auth, as_user=12345, rate_limit=None) as client:
+    async with BoxClient(auth, as_user=12345, rate_limit=None, transport=routes.transport) as client:
         await client.session_termination.terminate_users_sessions(["1"])
     assert api.calls.last.request.headers["as-user"] == "12345"
     assert "as-user" not in token.calls.last.request.headers
@@ -440,15 +440,15 @@ async def test_as_user_header(respx_mock: respx.MockRouter) -> None:
 
 
 @pytest.mark.parametrize("follow", [False, True], ids=["own-client", "caller-client-following-redirects"])
-async def test_redirects_are_not_followed(respx_mock: respx.MockRouter, follow: bool) -> None:
+async def test_redirects_are_not_followed(routes: Routes, follow: bool) -> None:
     """A redirect is an error, never followed with the bearer token, even by a client set to follow."""
-    respx_mock.post(USERS_URL).mock(
+    routes.post(USERS_URL).mock(
         return_value=httpx.Response(307, headers={"location": "https://evil.example.com/steal"})
     )
-    evil = respx_mock.post("https://evil.example.com/steal").mock(return_value=accepted())
-    async with httpx.AsyncClient(follow_redirects=follow) as http:
-        kwargs = {"http_client": http} if follow else {}
-        async with BoxClient(DeveloperTokenAuth("dev-token"), rate_limit=None, **kwargs) as client:  # type: ignore[arg-type]
+    evil = routes.post("https://evil.example.com/steal").mock(return_value=accepted())
+    async with httpx.AsyncClient(follow_redirects=follow, transport=routes.transport) as http:
+        kwargs = {"http_client": http} if follow else {"transport": routes.transport}
+        async with BoxClient(DeveloperTokenAuth("dev-token"), rate_limit=None, **kwargs) as client:
             with pytest.raises(BoxAPIError) as info:
                 await client.session_termination.terminate_users_sessions(["1"])
     assert info.value.status == 307

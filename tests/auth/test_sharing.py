@@ -10,12 +10,12 @@ import logging
 
 import attrs
 import pytest
-import respx
 
 from box_sessions import BoxClient, CCGAuth, Shared, SharedStateError, SharedToken, SharedTokens
 from box_sessions._auth import _sharing
 
 from ..conftest import TOKEN_URL, USERS_URL, accepted, terminate, token_answer
+from ..support.routes import Routes
 
 
 @attrs.define
@@ -77,13 +77,13 @@ def test_memory_share_is_a_shared() -> None:
 
 
 async def test_token_stored_while_waiting_for_the_lock_is_used(
-    respx_mock: respx.MockRouter, tokens: MemoryTokens, ccg: CCGAuth
+    routes: Routes, tokens: MemoryTokens, ccg: CCGAuth
 ) -> None:
     """Holding the lock, the process reads again: a token the last holder stored is used, Box is not asked."""
     tokens.on_load[2] = SharedToken(access_token="tok-other", expires_at=4e9, refresh_at=4e9)
-    token = respx_mock.post(TOKEN_URL).mock(return_value=token_answer("tok-own"))
-    api = respx_mock.post(USERS_URL).mock(return_value=accepted())
-    async with BoxClient(ccg, rate_limit=None, shared=MemoryShare(tokens)) as client:
+    token = routes.post(TOKEN_URL).mock(return_value=token_answer("tok-own"))
+    api = routes.post(USERS_URL).mock(return_value=accepted())
+    async with BoxClient(ccg, rate_limit=None, shared=MemoryShare(tokens), transport=routes.transport) as client:
         await terminate(client)
     assert token.call_count == 0
     assert api.calls.last.request.headers["authorization"] == "Bearer tok-other"
@@ -91,7 +91,7 @@ async def test_token_stored_while_waiting_for_the_lock_is_used(
 
 
 async def test_a_lock_never_freed_is_waited_for_only_so_long(
-    respx_mock: respx.MockRouter, tokens: MemoryTokens, ccg: CCGAuth, monkeypatch: pytest.MonkeyPatch
+    routes: Routes, tokens: MemoryTokens, ccg: CCGAuth, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Another holder that never stores a token is waited for LOCK_WAIT; then the process asks Box itself and shares."""
     monkeypatch.setattr(_sharing, "LOCK_WAIT", 0.2)
@@ -100,9 +100,9 @@ async def test_a_lock_never_freed_is_waited_for_only_so_long(
     monkeypatch.setattr(_sharing, "POLL_INTERVAL", 0.0)
     key = "https://api.box.com/oauth2/token cid enterprise:42"
     tokens.locks.add(key)
-    token = respx_mock.post(TOKEN_URL).mock(return_value=token_answer("tok-own"))
-    respx_mock.post(USERS_URL).mock(return_value=accepted())
-    async with BoxClient(ccg, rate_limit=None, shared=MemoryShare(tokens)) as client:
+    token = routes.post(TOKEN_URL).mock(return_value=token_answer("tok-own"))
+    routes.post(USERS_URL).mock(return_value=accepted())
+    async with BoxClient(ccg, rate_limit=None, shared=MemoryShare(tokens), transport=routes.transport) as client:
         await terminate(client)
     assert token.call_count == 1
     assert tokens.stored[key].access_token == "tok-own"
@@ -119,7 +119,7 @@ async def test_a_lock_never_freed_is_waited_for_only_so_long(
     ],
 )
 async def test_a_failing_share_costs_no_second_token_request(
-    respx_mock: respx.MockRouter,
+    routes: Routes,
     tokens: MemoryTokens,
     *,
     ccg: CCGAuth,
@@ -129,9 +129,9 @@ async def test_a_failing_share_costs_no_second_token_request(
 ) -> None:
     """Whichever step of the share fails, the call gets one token from Box, and one WARNING says so."""
     tokens.failing = failing
-    token = respx_mock.post(TOKEN_URL).mock(return_value=token_answer("tok-own"))
-    api = respx_mock.post(USERS_URL).mock(return_value=accepted())
-    async with BoxClient(ccg, rate_limit=None, shared=MemoryShare(tokens)) as client:
+    token = routes.post(TOKEN_URL).mock(return_value=token_answer("tok-own"))
+    api = routes.post(USERS_URL).mock(return_value=accepted())
+    async with BoxClient(ccg, rate_limit=None, shared=MemoryShare(tokens), transport=routes.transport) as client:
         await terminate(client)
     assert token.call_count == 1
     assert api.calls.last.request.headers["authorization"] == "Bearer tok-own"
@@ -141,13 +141,13 @@ async def test_a_failing_share_costs_no_second_token_request(
     assert "refused" in warnings[0]
 
 
-async def test_developer_and_oauth2_tokens_are_not_put_in_the_share(
-    respx_mock: respx.MockRouter, tokens: MemoryTokens
-) -> None:
+async def test_developer_and_oauth2_tokens_are_not_put_in_the_share(routes: Routes, tokens: MemoryTokens) -> None:
     """Only CCG and JWT tokens go through BoxClient(shared=); a developer token stays in its process."""
     from box_sessions import DeveloperTokenAuth  # noqa: PLC0415 - only this test needs it
 
-    respx_mock.post(USERS_URL).mock(return_value=accepted())
-    async with BoxClient(DeveloperTokenAuth("dev-token"), rate_limit=None, shared=MemoryShare(tokens)) as client:
+    routes.post(USERS_URL).mock(return_value=accepted())
+    async with BoxClient(
+        DeveloperTokenAuth("dev-token"), rate_limit=None, shared=MemoryShare(tokens), transport=routes.transport
+    ) as client:
         await terminate(client)
     assert (tokens.loads, tokens.stored) == (0, {})

@@ -11,7 +11,6 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import attrs
-import httpx
 import pytest
 
 from box_sessions import (
@@ -38,6 +37,7 @@ from ..conftest import (
     terminate,
     until,
 )
+from ..support.http import httpx
 
 TOKEN_PATH = "/oauth2/token"
 TOKEN_URL_FOR_UNIT = "https://api.box.com/oauth2/token"

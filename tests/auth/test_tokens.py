@@ -6,9 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
-import httpx
 import pytest
-import respx
 
 from box_sessions import (
     AuthenticationError,
@@ -33,14 +31,14 @@ from ..conftest import (
     token_answer,
     until,
 )
+from ..support.http import httpx
+from ..support.routes import Routes
 
 
-async def test_ccg_fetches_token_before_first_use(
-    respx_mock: respx.MockRouter, make_client: MakeClient, ccg: CCGAuth
-) -> None:
+async def test_ccg_fetches_token_before_first_use(routes: Routes, make_client: MakeClient, ccg: CCGAuth) -> None:
     """CCG posts Box's form to /oauth2/token and uses the token as bearer."""
-    token = respx_mock.post(TOKEN_URL).mock(return_value=token_answer("tok-A"))
-    api = respx_mock.post(USERS_URL).mock(return_value=accepted())
+    token = routes.post(TOKEN_URL).mock(return_value=token_answer("tok-A"))
+    api = routes.post(USERS_URL).mock(return_value=accepted())
     async with make_client(ccg) as client:
         await terminate(client)
     assert form_of(token.calls.last.request) == {
@@ -55,20 +53,20 @@ async def test_ccg_fetches_token_before_first_use(
     assert api.calls.last.request.headers["authorization"] == "Bearer tok-A"
 
 
-async def test_ccg_user_subject(respx_mock: respx.MockRouter, make_client: MakeClient) -> None:
+async def test_ccg_user_subject(routes: Routes, make_client: MakeClient) -> None:
     """CCGAuth(user_id=...) asks for a user token."""
-    token = respx_mock.post(TOKEN_URL).mock(return_value=token_answer())
-    respx_mock.post(USERS_URL).mock(return_value=accepted())
+    token = routes.post(TOKEN_URL).mock(return_value=token_answer())
+    routes.post(USERS_URL).mock(return_value=accepted())
     async with make_client(CCGAuth(client_id="c", client_secret="s", user_id=7)) as client:
         await terminate(client)
     form = form_of(token.calls.last.request)
     assert (form["box_subject_type"], form["box_subject_id"]) == ("user", "7")
 
 
-async def test_custom_token_url(respx_mock: respx.MockRouter, make_client: MakeClient) -> None:
+async def test_custom_token_url(routes: Routes, make_client: MakeClient) -> None:
     """CCGAuth(token_url=...) fetches tokens there instead of {base_url}/oauth2/token."""
-    token = respx_mock.post("https://auth.example.com/token").mock(return_value=token_answer())
-    respx_mock.post(USERS_URL).mock(return_value=accepted())
+    token = routes.post("https://auth.example.com/token").mock(return_value=token_answer())
+    routes.post(USERS_URL).mock(return_value=accepted())
     auth = CCGAuth(
         client_id="c",
         client_secret="s",
@@ -80,10 +78,10 @@ async def test_custom_token_url(respx_mock: respx.MockRouter, make_client: MakeC
     assert token.call_count == 1
 
 
-async def test_token_is_cached(respx_mock: respx.MockRouter, make_client: MakeClient, ccg: CCGAuth) -> None:
+async def test_token_is_cached(routes: Routes, make_client: MakeClient, ccg: CCGAuth) -> None:
     """Many calls within the token's life make one token request."""
-    token = respx_mock.post(TOKEN_URL).mock(return_value=token_answer())
-    respx_mock.post(USERS_URL).mock(return_value=accepted())
+    token = routes.post(TOKEN_URL).mock(return_value=token_answer())
+    routes.post(USERS_URL).mock(return_value=accepted())
     async with make_client(ccg) as client:
         for _ in range(5):
             await terminate(client)
@@ -91,11 +89,11 @@ async def test_token_is_cached(respx_mock: respx.MockRouter, make_client: MakeCl
 
 
 async def test_token_refreshed_ahead_of_expiry(
-    respx_mock: respx.MockRouter, make_client: MakeClient, ccg: CCGAuth, clock: FakeClock
+    routes: Routes, make_client: MakeClient, ccg: CCGAuth, clock: FakeClock
 ) -> None:
     """A token is replaced 60 s before expires_in runs out, not after a 401."""
-    token = respx_mock.post(TOKEN_URL).mock(side_effect=[token_answer("old", 3992), token_answer("new", 3992)])
-    api = respx_mock.post(USERS_URL).mock(return_value=accepted())
+    token = routes.post(TOKEN_URL).mock(side_effect=[token_answer("old", 3992), token_answer("new", 3992)])
+    api = routes.post(USERS_URL).mock(return_value=accepted())
     async with make_client(ccg) as client:
         await terminate(client)
         clock.advance(3992 - 61)
@@ -108,11 +106,11 @@ async def test_token_refreshed_ahead_of_expiry(
 
 
 async def test_short_lived_token_refreshes_at_half_life(
-    respx_mock: respx.MockRouter, make_client: MakeClient, ccg: CCGAuth, clock: FakeClock
+    routes: Routes, make_client: MakeClient, ccg: CCGAuth, clock: FakeClock
 ) -> None:
     """A token living 4 s is refreshed after 2 s (the margin is capped at half the lifetime)."""
-    token = respx_mock.post(TOKEN_URL).mock(side_effect=[token_answer("a", 4), token_answer("b", 4)])
-    respx_mock.post(USERS_URL).mock(return_value=accepted())
+    token = routes.post(TOKEN_URL).mock(side_effect=[token_answer("a", 4), token_answer("b", 4)])
+    routes.post(USERS_URL).mock(return_value=accepted())
     async with make_client(ccg) as client:
         await terminate(client)
         clock.advance(1.9)
@@ -124,7 +122,7 @@ async def test_short_lived_token_refreshes_at_half_life(
 
 
 async def test_concurrent_first_use_makes_one_token_request(
-    respx_mock: respx.MockRouter, make_client: MakeClient, ccg: CCGAuth
+    routes: Routes, make_client: MakeClient, ccg: CCGAuth
 ) -> None:
     """100 concurrent calls needing a token cause exactly one token request."""
     answer = asyncio.Event()
@@ -133,8 +131,8 @@ async def test_concurrent_first_use_makes_one_token_request(
         await answer.wait()
         return token_answer()
 
-    token = respx_mock.post(TOKEN_URL).mock(side_effect=held_token)
-    api = respx_mock.post(USERS_URL).mock(return_value=accepted())
+    token = routes.post(TOKEN_URL).mock(side_effect=held_token)
+    api = routes.post(USERS_URL).mock(return_value=accepted())
     async with make_client(ccg) as client:
         calls = [asyncio.create_task(terminate(client)) for _ in range(100)]
         await until(lambda: tasks_in("get_token") == len(calls))  # all wait for a token at once
@@ -144,12 +142,10 @@ async def test_concurrent_first_use_makes_one_token_request(
     assert api.call_count == 100
 
 
-async def test_concurrent_401s_refresh_once(
-    respx_mock: respx.MockRouter, make_client: MakeClient, ccg: CCGAuth
-) -> None:
+async def test_concurrent_401s_refresh_once(routes: Routes, make_client: MakeClient, ccg: CCGAuth) -> None:
     """N concurrent calls all answered 401 once: exactly one refresh, all N succeed."""
     n = 50
-    token = respx_mock.post(TOKEN_URL).mock(side_effect=[token_answer("t1"), token_answer("t2"), token_answer("t3")])
+    token = routes.post(TOKEN_URL).mock(side_effect=[token_answer("t1"), token_answer("t2"), token_answer("t3")])
     revoked = False
     refused: list[str] = []
     all_in = asyncio.Event()
@@ -163,7 +159,7 @@ async def test_concurrent_401s_refresh_once(
             return box_error(401, "unauthorized", "expired")
         return accepted()
 
-    api_route = respx_mock.post(USERS_URL).mock(side_effect=api)
+    api_route = routes.post(USERS_URL).mock(side_effect=api)
     async with make_client(ccg) as client:
         await terminate(client)  # t1 is fetched and cached
         revoked = True  # Box revokes t1: the next n concurrent calls all get a 401
@@ -175,12 +171,10 @@ async def test_concurrent_401s_refresh_once(
     assert bearers.count("Bearer t2") == n
 
 
-async def test_401_after_fresh_token_raises(
-    respx_mock: respx.MockRouter, make_client: MakeClient, ccg: CCGAuth
-) -> None:
+async def test_401_after_fresh_token_raises(routes: Routes, make_client: MakeClient, ccg: CCGAuth) -> None:
     """A 401 right after a freshly issued token raises AuthenticationError instead of looping."""
-    token = respx_mock.post(TOKEN_URL).mock(return_value=token_answer())
-    api = respx_mock.post(USERS_URL).mock(return_value=box_error(401, "unauthorized", "nope"))
+    token = routes.post(TOKEN_URL).mock(return_value=token_answer())
+    api = routes.post(USERS_URL).mock(return_value=box_error(401, "unauthorized", "nope"))
     async with make_client(ccg) as client:
         with pytest.raises(AuthenticationError, match="freshly issued"):
             await terminate(client)
@@ -188,11 +182,11 @@ async def test_401_after_fresh_token_raises(
 
 
 async def test_401_with_cached_token_refreshes_once_then_raises(
-    respx_mock: respx.MockRouter, make_client: MakeClient, ccg: CCGAuth
+    routes: Routes, make_client: MakeClient, ccg: CCGAuth
 ) -> None:
     """A cached token refused gets one refresh; the new one refused too raises."""
-    token = respx_mock.post(TOKEN_URL).mock(side_effect=[token_answer("a"), token_answer("b")])
-    api = respx_mock.post(USERS_URL).mock(side_effect=[accepted(), box_error(401), box_error(401)])
+    token = routes.post(TOKEN_URL).mock(side_effect=[token_answer("a"), token_answer("b")])
+    api = routes.post(USERS_URL).mock(side_effect=[accepted(), box_error(401), box_error(401)])
     async with make_client(ccg) as client:
         await terminate(client)
         with pytest.raises(AuthenticationError):
@@ -200,9 +194,9 @@ async def test_401_with_cached_token_refreshes_once_then_raises(
     assert (token.call_count, api.call_count) == (2, 3)
 
 
-async def test_developer_token_401_says_it_expired(respx_mock: respx.MockRouter, client: BoxClient) -> None:
+async def test_developer_token_401_says_it_expired(routes: Routes, client: BoxClient) -> None:
     """A developer token cannot refresh: its 401 says it expired or was revoked."""
-    api = respx_mock.post(USERS_URL).mock(
+    api = routes.post(USERS_URL).mock(
         return_value=box_error(401, "invalid_token", "The access token provided is invalid.")
     )
     with pytest.raises(AuthenticationError, match="expired or was revoked") as info:
@@ -212,11 +206,9 @@ async def test_developer_token_401_says_it_expired(respx_mock: respx.MockRouter,
     assert api.call_count == 1
 
 
-async def test_token_endpoint_error_description(
-    respx_mock: respx.MockRouter, make_client: MakeClient, ccg: CCGAuth
-) -> None:
+async def test_token_endpoint_error_description(routes: Routes, make_client: MakeClient, ccg: CCGAuth) -> None:
     """The token endpoint's OAuth error raises AuthenticationError with its description, no API call."""
-    respx_mock.post(TOKEN_URL).mock(
+    routes.post(TOKEN_URL).mock(
         return_value=httpx.Response(
             400,
             json={
@@ -225,7 +217,7 @@ async def test_token_endpoint_error_description(
             },
         )
     )
-    api = respx_mock.post(USERS_URL).mock(return_value=accepted())
+    api = routes.post(USERS_URL).mock(return_value=accepted())
     async with make_client(ccg) as client:
         with pytest.raises(AuthenticationError, match="The client credentials are invalid") as info:
             await terminate(client)
@@ -235,17 +227,17 @@ async def test_token_endpoint_error_description(
 
 
 async def test_token_endpoint_5xx_and_429_are_retried(
-    respx_mock: respx.MockRouter, make_client: MakeClient, ccg: CCGAuth, clock: FakeClock
+    routes: Routes, make_client: MakeClient, ccg: CCGAuth, clock: FakeClock
 ) -> None:
     """The token endpoint's own 429 and 5xx are retried like any call."""
-    token = respx_mock.post(TOKEN_URL).mock(
+    token = routes.post(TOKEN_URL).mock(
         side_effect=[
             box_error(503),
             httpx.Response(429, headers={"retry-after": "2"}),
             token_answer(),
         ]
     )
-    respx_mock.post(USERS_URL).mock(return_value=accepted())
+    routes.post(USERS_URL).mock(return_value=accepted())
     async with make_client(ccg) as client:
         await terminate(client)
     assert token.call_count == 3
@@ -253,10 +245,10 @@ async def test_token_endpoint_5xx_and_429_are_retried(
 
 
 async def test_token_failure_is_not_retried_by_the_api_call(
-    respx_mock: respx.MockRouter, make_client: MakeClient, ccg: CCGAuth
+    routes: Routes, make_client: MakeClient, ccg: CCGAuth
 ) -> None:
     """A token endpoint that keeps failing is tried max_attempts times in all, not squared."""
-    token = respx_mock.post(TOKEN_URL).mock(return_value=box_error(500))
+    token = routes.post(TOKEN_URL).mock(return_value=box_error(500))
     async with make_client(ccg, retry=RetryPolicy(max_attempts=3, jitter=False)) as client:
         with pytest.raises(ServerError):
             await terminate(client)
@@ -272,23 +264,23 @@ async def test_token_failure_is_not_retried_by_the_api_call(
     ],
 )
 async def test_unusable_token_answer_raises(
-    respx_mock: respx.MockRouter, make_client: MakeClient, ccg: CCGAuth, answer: httpx.Response
+    routes: Routes, make_client: MakeClient, ccg: CCGAuth, answer: httpx.Response
 ) -> None:
     """A 200 from the token endpoint without a token raises AuthenticationError."""
-    respx_mock.post(TOKEN_URL).mock(return_value=answer)
+    routes.post(TOKEN_URL).mock(return_value=answer)
     async with make_client(ccg) as client:
         with pytest.raises(AuthenticationError, match="access_token"):
             await terminate(client)
 
 
 async def test_token_without_expires_in_lasts_an_hour(
-    respx_mock: respx.MockRouter, make_client: MakeClient, ccg: CCGAuth, clock: FakeClock
+    routes: Routes, make_client: MakeClient, ccg: CCGAuth, clock: FakeClock
 ) -> None:
     """A token answer without expires_in is taken to last Box's documented 60 minutes."""
-    token = respx_mock.post(TOKEN_URL).mock(
+    token = routes.post(TOKEN_URL).mock(
         side_effect=[httpx.Response(200, json={"access_token": "x"}), token_answer("y")]
     )
-    respx_mock.post(USERS_URL).mock(return_value=accepted())
+    routes.post(USERS_URL).mock(return_value=accepted())
     async with make_client(ccg) as client:
         await terminate(client)
         clock.advance(3000)
@@ -300,7 +292,7 @@ async def test_token_without_expires_in_lasts_an_hour(
 
 
 async def test_cancel_during_token_request_propagates_and_the_request_goes_on(
-    respx_mock: respx.MockRouter, make_client: MakeClient, ccg: CCGAuth
+    routes: Routes, make_client: MakeClient, ccg: CCGAuth
 ) -> None:
     """Cancelling the call that started a token request raises CancelledError; the next call gets its token."""
     started, answer = asyncio.Event(), asyncio.Event()
@@ -310,8 +302,8 @@ async def test_cancel_during_token_request_propagates_and_the_request_goes_on(
         await answer.wait()
         return token_answer("tok-A")
 
-    token = respx_mock.post(TOKEN_URL).mock(side_effect=held)
-    api = respx_mock.post(USERS_URL).mock(return_value=accepted())
+    token = routes.post(TOKEN_URL).mock(side_effect=held)
+    api = routes.post(USERS_URL).mock(return_value=accepted())
     async with make_client(ccg) as client:
         task = asyncio.create_task(terminate(client))
         await started.wait()
@@ -332,16 +324,16 @@ def test_reprs_hide_secrets(ccg: CCGAuth) -> None:
 
 
 async def test_no_secret_in_logs(
-    respx_mock: respx.MockRouter,
+    routes: Routes,
     make_client: MakeClient,
     ccg: CCGAuth,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Token refresh and retries log nothing secret."""
-    respx_mock.post(TOKEN_URL).mock(
+    routes.post(TOKEN_URL).mock(
         side_effect=[box_error(500), token_answer("tok-secret-1"), token_answer("tok-secret-2")]
     )
-    respx_mock.post(USERS_URL).mock(side_effect=[accepted(), box_error(401), accepted()])
+    routes.post(USERS_URL).mock(side_effect=[accepted(), box_error(401), accepted()])
     with caplog.at_level(logging.DEBUG):
         async with make_client(ccg) as client:
             await terminate(client)
@@ -402,7 +394,7 @@ def test_developer_token_must_be_a_non_empty_str(token: Any) -> None:
 
 
 async def test_deadline_spent_on_the_token_request_sends_nothing(
-    respx_mock: respx.MockRouter, make_client: MakeClient, ccg: CCGAuth, clock: FakeClock
+    routes: Routes, make_client: MakeClient, ccg: CCGAuth, clock: FakeClock
 ) -> None:
     """When getting the token used up the call's deadline, the API request is not sent."""
 
@@ -410,8 +402,8 @@ async def test_deadline_spent_on_the_token_request_sends_nothing(
         clock.advance(31)
         return token_answer()
 
-    respx_mock.post(TOKEN_URL).mock(side_effect=slow_token)
-    api = respx_mock.post(USERS_URL).mock(return_value=accepted())
+    routes.post(TOKEN_URL).mock(side_effect=slow_token)
+    api = routes.post(USERS_URL).mock(return_value=accepted())
     async with make_client(ccg, retry=RetryPolicy(total_timeout=30)) as client:
         with pytest.raises(BoxTimeoutError, match="deadline passed"):
             await terminate(client)

@@ -8,9 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import attrs
-import httpx
 import pytest
-import respx
 
 from box_sessions import (
     AuthenticationError,
@@ -40,6 +38,8 @@ from ..conftest import (
     token_answer,
     wait_for_no_connections,
 )
+from ..support.http import httpx
+from ..support.routes import Route, Routes
 
 
 def body_of(request: httpx.Request) -> dict[str, list[str]]:
@@ -52,7 +52,7 @@ def ids_in(request: httpx.Request) -> list[str]:
     return body.get("user_ids", []) + body.get("user_logins", []) + body.get("group_ids", [])
 
 
-def sent_ids(route: respx.Route) -> list[str]:
+def sent_ids(route: Route) -> list[str]:
     return [i for call in route.calls for i in ids_in(call.request)]
 
 
@@ -62,10 +62,10 @@ def accounted(report: TerminationReport) -> list[object]:
     return values + [f.value for f in report.failed]
 
 
-async def test_all_inputs_terminated_in_batches(respx_mock: respx.MockRouter, client: BoxClient) -> None:
+async def test_all_inputs_terminated_in_batches(routes: Routes, client: BoxClient) -> None:
     """Ids and logins share user batches of batch_size; groups go to their endpoint."""
-    users = respx_mock.post(USERS_URL).mock(return_value=accepted())
-    groups = respx_mock.post(GROUPS_URL).mock(return_value=accepted())
+    users = routes.post(USERS_URL).mock(return_value=accepted())
+    groups = routes.post(GROUPS_URL).mock(return_value=accepted())
     ids = [str(i) for i in range(250)]
     logins = [f"u{i}@example.com" for i in range(30)]
     report = await client.session_termination.terminate(
@@ -82,9 +82,9 @@ async def test_all_inputs_terminated_in_batches(respx_mock: respx.MockRouter, cl
     assert (report.requests, report.retries, report.rate_limited) == (4, 0, 0)
 
 
-async def test_mixed_batch_carries_both_lists(respx_mock: respx.MockRouter, client: BoxClient) -> None:
+async def test_mixed_batch_carries_both_lists(routes: Routes, client: BoxClient) -> None:
     """A batch that crosses from ids to logins sends both in one users request."""
-    users = respx_mock.post(USERS_URL).mock(return_value=accepted())
+    users = routes.post(USERS_URL).mock(return_value=accepted())
     await client.session_termination.terminate(user_ids=["1", "2"], user_logins=["a@example.com"], batch_size=10)
     assert body_of(users.calls.last.request) == {"user_ids": ["1", "2"], "user_logins": ["a@example.com"]}
 
@@ -94,7 +94,7 @@ async def test_mixed_batch_carries_both_lists(respx_mock: respx.MockRouter, clie
     [pytest.param(404, NotFoundError, id="404"), pytest.param(400, BadRequestError, id="400")],
 )
 async def test_bisection_isolates_two_bad_ids_among_100(
-    respx_mock: respx.MockRouter, client: BoxClient, status: int, cls: type[Exception]
+    routes: Routes, client: BoxClient, status: int, cls: type[Exception]
 ) -> None:
     """A batch poisoned by two bad ids is halved down to them: 98 terminated, 2 failed with Box's error."""
     bad = {"17", "64"}
@@ -102,7 +102,7 @@ async def test_bisection_isolates_two_bad_ids_among_100(
     def box(request: httpx.Request) -> httpx.Response:
         return box_error(status, "not_found", "User not found") if bad & set(ids_in(request)) else accepted()
 
-    route = respx_mock.post(USERS_URL).mock(side_effect=box)
+    route = routes.post(USERS_URL).mock(side_effect=box)
     ids = [str(i) for i in range(100)]
     report = await client.session_termination.terminate(user_ids=ids, batch_size=100)
     assert sorted(report.terminated["user_ids"]) == sorted(set(ids) - bad)
@@ -113,9 +113,7 @@ async def test_bisection_isolates_two_bad_ids_among_100(
     assert sorted(accounted(report), key=str) == sorted(ids)
 
 
-async def test_too_large_halves_batch_size_for_the_rest_of_the_job(
-    respx_mock: respx.MockRouter, client: BoxClient
-) -> None:
+async def test_too_large_halves_batch_size_for_the_rest_of_the_job(routes: Routes, client: BoxClient) -> None:
     """A 400 saying the batch is too large splits it, and later batches are sent at the smaller size."""
 
     def box(request: httpx.Request) -> httpx.Response:
@@ -123,7 +121,7 @@ async def test_too_large_halves_batch_size_for_the_rest_of_the_job(
             return box_error(400, "bad_request", "Too many ids in one request: at most 25")
         return accepted()
 
-    route = respx_mock.post(USERS_URL).mock(side_effect=box)
+    route = routes.post(USERS_URL).mock(side_effect=box)
     ids = [str(i) for i in range(400)]
     report = await client.session_termination.terminate(user_ids=ids, batch_size=100, max_concurrency=1)
     assert report.ok
@@ -134,23 +132,21 @@ async def test_too_large_halves_batch_size_for_the_rest_of_the_job(
     assert len(sizes) < 25
 
 
-async def test_413_also_halves(respx_mock: respx.MockRouter, client: BoxClient) -> None:
+async def test_413_also_halves(routes: Routes, client: BoxClient) -> None:
     """A 413 Payload Too Large is treated as "too large" too."""
 
     def box(request: httpx.Request) -> httpx.Response:
         return httpx.Response(413) if len(ids_in(request)) > 10 else accepted()
 
-    respx_mock.post(USERS_URL).mock(side_effect=box)
+    routes.post(USERS_URL).mock(side_effect=box)
     report = await client.session_termination.terminate(user_ids=range(40), batch_size=40)
     assert report.ok
     assert len(report.terminated["user_ids"]) == 40
 
 
-async def test_fatal_403_stops_the_job_and_reports_every_unsent_id(
-    respx_mock: respx.MockRouter, client: BoxClient
-) -> None:
+async def test_fatal_403_stops_the_job_and_reports_every_unsent_id(routes: Routes, client: BoxClient) -> None:
     """A 403 mid-job stops sending; every unsent id fails with it; the report is returned."""
-    route = respx_mock.post(USERS_URL).mock(
+    route = routes.post(USERS_URL).mock(
         side_effect=[accepted(), accepted(), accepted(), box_error(403, "access_denied_insufficient_permissions", "no")]
     )
     ids = [str(i) for i in range(1000)]
@@ -164,11 +160,9 @@ async def test_fatal_403_stops_the_job_and_reports_every_unsent_id(
     assert "Stopped early" in str(report)
 
 
-async def test_fatal_stop_still_rejects_invalid_and_counts_duplicates(
-    respx_mock: respx.MockRouter, client: BoxClient
-) -> None:
+async def test_fatal_stop_still_rejects_invalid_and_counts_duplicates(routes: Routes, client: BoxClient) -> None:
     """After a fatal stop, remaining input is still read: invalid values fail as invalid, duplicates count."""
-    respx_mock.post(USERS_URL).mock(return_value=box_error(403, "forbidden", "no"))
+    routes.post(USERS_URL).mock(return_value=box_error(403, "forbidden", "no"))
     report = await client.session_termination.terminate(
         user_ids=["1", "2", "3", "x", "3"], batch_size=2, max_concurrency=1
     )
@@ -183,10 +177,10 @@ async def test_fatal_stop_still_rejects_invalid_and_counts_duplicates(
     assert report.requests == 1
 
 
-async def test_401_after_fresh_token_is_fatal(respx_mock: respx.MockRouter, make_client: MakeClient) -> None:
+async def test_401_after_fresh_token_is_fatal(routes: Routes, make_client: MakeClient) -> None:
     """A 401 right after a fresh token stops the job: one request, every id failed with it."""
-    respx_mock.post(TOKEN_URL).mock(return_value=token_answer())
-    route = respx_mock.post(USERS_URL).mock(return_value=box_error(401, "unauthorized", "no"))
+    routes.post(TOKEN_URL).mock(return_value=token_answer())
+    route = routes.post(USERS_URL).mock(return_value=box_error(401, "unauthorized", "no"))
     auth = CCGAuth(client_id="c", client_secret="s", enterprise_id="1")
     async with make_client(auth) as client:
         report = await client.session_termination.terminate(user_ids=range(500), batch_size=50, max_concurrency=1)
@@ -195,13 +189,13 @@ async def test_401_after_fresh_token_is_fatal(respx_mock: respx.MockRouter, make
     assert isinstance(report.stopped_by, AuthenticationError)
 
 
-async def test_batch_failing_after_retries_fails_only_its_ids(respx_mock: respx.MockRouter, client: BoxClient) -> None:
+async def test_batch_failing_after_retries_fails_only_its_ids(routes: Routes, client: BoxClient) -> None:
     """A batch that still gets 5xx after the retries fails with that error; the other batches go through."""
 
     def box(request: httpx.Request) -> httpx.Response:
         return box_error(500, "internal_server_error", "boom") if "13" in ids_in(request) else accepted()
 
-    respx_mock.post(USERS_URL).mock(side_effect=box)
+    routes.post(USERS_URL).mock(side_effect=box)
     report = await client.session_termination.terminate(user_ids=range(50), batch_size=10)
     assert sorted(str(f.value) for f in report.failed) == [str(i) for i in range(10, 20)]
     assert all(isinstance(f.error, ServerError) for f in report.failed)
@@ -209,9 +203,9 @@ async def test_batch_failing_after_retries_fails_only_its_ids(respx_mock: respx.
     assert report.retries == 4
 
 
-async def test_retry_budget_exhausted_fails_fast(respx_mock: respx.MockRouter, make_client: MakeClient) -> None:
+async def test_retry_budget_exhausted_fails_fast(routes: Routes, make_client: MakeClient) -> None:
     """When Box keeps failing, the job's retry budget runs out and later batches get one attempt each."""
-    route = respx_mock.post(USERS_URL).mock(return_value=box_error(500, "internal_server_error", "down"))
+    route = routes.post(USERS_URL).mock(return_value=box_error(500, "internal_server_error", "down"))
     async with make_client(retry=RetryPolicy(max_attempts=5, jitter=False)) as client:
         report = await client.session_termination.terminate(user_ids=range(1000), batch_size=10, max_concurrency=1)
     # Capacity 500 at 5 per retry pays 100 retries: 25 batches of 5 attempts, then 75 of one.
@@ -221,10 +215,10 @@ async def test_retry_budget_exhausted_fails_fast(respx_mock: respx.MockRouter, m
     assert "retry budget" not in str(report.failed[0].error)
 
 
-async def test_duplicates_are_sent_once_and_counted(respx_mock: respx.MockRouter, client: BoxClient) -> None:
+async def test_duplicates_are_sent_once_and_counted(routes: Routes, client: BoxClient) -> None:
     """The same id as int and str, repeated ids and logins: each sent once, drops counted."""
-    route = respx_mock.post(USERS_URL).mock(return_value=accepted())
-    groups = respx_mock.post(GROUPS_URL).mock(return_value=accepted())
+    route = routes.post(USERS_URL).mock(return_value=accepted())
+    groups = routes.post(GROUPS_URL).mock(return_value=accepted())
     report = await client.session_termination.terminate(
         user_ids=[1, "1", 2, 2, "3"], user_logins=["a@example.com", "a@example.com"], group_ids=["5", 5]
     )
@@ -234,9 +228,9 @@ async def test_duplicates_are_sent_once_and_counted(respx_mock: respx.MockRouter
     assert report.terminated == {"user_ids": ["1", "2", "3"], "user_logins": ["a@example.com"], "group_ids": ["5"]}
 
 
-async def test_invalid_items_are_reported_not_sent(respx_mock: respx.MockRouter, client: BoxClient) -> None:
+async def test_invalid_items_are_reported_not_sent(routes: Routes, client: BoxClient) -> None:
     """Invalid values fail with ValueError and their raw value; the valid ones go through."""
-    route = respx_mock.post(USERS_URL).mock(return_value=accepted())
+    route = routes.post(USERS_URL).mock(return_value=accepted())
     report = await client.session_termination.terminate(
         user_ids=[1, None, "x", True, 2.5, "", "3"], user_logins=["nobody", "ok@example.com"]
     )
@@ -257,19 +251,17 @@ async def test_invalid_items_are_reported_not_sent(respx_mock: respx.MockRouter,
     assert "6 invalid input" in str(report)
 
 
-async def test_a_repeated_invalid_value_fails_once_and_counts_as_duplicates(
-    respx_mock: respx.MockRouter, client: BoxClient
-) -> None:
+async def test_a_repeated_invalid_value_fails_once_and_counts_as_duplicates(routes: Routes, client: BoxClient) -> None:
     """An invalid value given three times is one failure and two duplicates."""
-    respx_mock.post(USERS_URL).mock(return_value=accepted())
+    routes.post(USERS_URL).mock(return_value=accepted())
     report = await client.session_termination.terminate(user_ids=["1", "abc", "abc", "abc"])
     assert [failure.value for failure in report.failed] == ["abc"]
     assert report.duplicates == 2
 
 
-async def test_async_iterable_inputs(respx_mock: respx.MockRouter, client: BoxClient) -> None:
+async def test_async_iterable_inputs(routes: Routes, client: BoxClient) -> None:
     """Inputs may be async iterables."""
-    respx_mock.post(USERS_URL).mock(return_value=accepted())
+    routes.post(USERS_URL).mock(return_value=accepted())
 
     async def ids() -> AsyncIterator[int]:
         for i in range(30):
@@ -279,7 +271,7 @@ async def test_async_iterable_inputs(respx_mock: respx.MockRouter, client: BoxCl
     assert sorted(report.terminated["user_ids"], key=int) == [str(i) for i in range(30)]
 
 
-async def test_inputs_are_read_lazily(respx_mock: respx.MockRouter, client: BoxClient) -> None:
+async def test_inputs_are_read_lazily(routes: Routes, client: BoxClient) -> None:
     """With every slot busy, no more input is read than the batches in flight hold."""
     read = 0
     release = asyncio.Event()
@@ -300,7 +292,7 @@ async def test_inputs_are_read_lazily(respx_mock: respx.MockRouter, client: BoxC
         await release.wait()
         return accepted()
 
-    respx_mock.post(USERS_URL).mock(side_effect=box)
+    routes.post(USERS_URL).mock(side_effect=box)
     job = asyncio.create_task(client.session_termination.terminate(user_ids=ids(), batch_size=10, max_concurrency=3))
     await all_busy.wait()
     for _ in range(5):  # a few turns of the loop, in which reading ahead would show
@@ -311,7 +303,7 @@ async def test_inputs_are_read_lazily(respx_mock: respx.MockRouter, client: BoxC
         await job
 
 
-async def test_cancellation_mid_job_leaves_nothing_running(respx_mock: respx.MockRouter, client: BoxClient) -> None:
+async def test_cancellation_mid_job_leaves_nothing_running(routes: Routes, client: BoxClient) -> None:
     """Cancelling the job cancels in-flight requests, closes the input and re-raises CancelledError."""
     started = asyncio.Event()
     closed = False
@@ -333,7 +325,7 @@ async def test_cancellation_mid_job_leaves_nothing_running(respx_mock: respx.Moc
         finally:
             closed = True
 
-    respx_mock.post(USERS_URL).mock(side_effect=box)
+    routes.post(USERS_URL).mock(side_effect=box)
     before = asyncio.all_tasks()
     job = asyncio.create_task(client.session_termination.terminate(user_ids=ids(), batch_size=10, max_concurrency=4))
     await started.wait()
@@ -344,9 +336,9 @@ async def test_cancellation_mid_job_leaves_nothing_running(respx_mock: respx.Moc
     assert closed
 
 
-async def test_progress_callback_sees_counts(respx_mock: respx.MockRouter, client: BoxClient) -> None:
+async def test_progress_callback_sees_counts(routes: Routes, client: BoxClient) -> None:
     """on_progress is called after each batch with running counts; an async callback is awaited."""
-    respx_mock.post(USERS_URL).mock(return_value=accepted())
+    routes.post(USERS_URL).mock(return_value=accepted())
     seen: list[Progress] = []
 
     async def on_progress(progress: Progress) -> None:
@@ -360,10 +352,10 @@ async def test_progress_callback_sees_counts(respx_mock: respx.MockRouter, clien
     assert len(seen) == 3  # two batches and the rejected value
 
 
-async def test_iter_terminate_yields_each_batch(respx_mock: respx.MockRouter, client: BoxClient) -> None:
+async def test_iter_terminate_yields_each_batch(routes: Routes, client: BoxClient) -> None:
     """iter_terminate yields a BatchResult per batch, adding up to every input."""
-    respx_mock.post(USERS_URL).mock(return_value=accepted())
-    respx_mock.post(GROUPS_URL).mock(return_value=accepted())
+    routes.post(USERS_URL).mock(return_value=accepted())
+    routes.post(GROUPS_URL).mock(return_value=accepted())
     results: list[BatchResult] = [
         r
         async for r in client.session_termination.iter_terminate(
@@ -390,10 +382,10 @@ async def test_iter_terminate_yields_each_batch(respx_mock: respx.MockRouter, cl
     ],
 )
 async def test_bad_arguments_raise_before_sending(
-    respx_mock: respx.MockRouter, client: BoxClient, kwargs: dict[str, Any], error: type[Exception], match: str
+    routes: Routes, client: BoxClient, kwargs: dict[str, Any], error: type[Exception], match: str
 ) -> None:
     """A wrong argument (not a wrong value inside an input) raises at once, naming it; nothing is sent."""
-    route = respx_mock.post(USERS_URL).mock(return_value=accepted())
+    route = routes.post(USERS_URL).mock(return_value=accepted())
     with pytest.raises(error, match=match):
         await client.session_termination.terminate(**kwargs)
     with pytest.raises(error, match=match):
@@ -401,9 +393,9 @@ async def test_bad_arguments_raise_before_sending(
     assert route.call_count == 0
 
 
-async def test_report_str_and_json(respx_mock: respx.MockRouter, client: BoxClient) -> None:
+async def test_report_str_and_json(routes: Routes, client: BoxClient) -> None:
     """The report reads as one paragraph and serialises to JSON without secrets."""
-    respx_mock.post(USERS_URL).mock(
+    routes.post(USERS_URL).mock(
         side_effect=lambda r: box_error(404, "not_found", "User not found") if "9" in ids_in(r) else accepted()
     )
     report = await client.session_termination.terminate(user_ids=["1", "9", "9"], user_logins=["bad"])
@@ -419,9 +411,9 @@ async def test_report_str_and_json(respx_mock: respx.MockRouter, client: BoxClie
     assert repr(report) == "TerminationReport(ok=False, terminated=1, failed=2, duplicates=1, requests=3)"
 
 
-async def test_nothing_lost_when_progress_callback_fails(respx_mock: respx.MockRouter, client: BoxClient) -> None:
+async def test_nothing_lost_when_progress_callback_fails(routes: Routes, client: BoxClient) -> None:
     """An exception from on_progress propagates; no task is left behind."""
-    respx_mock.post(USERS_URL).mock(return_value=accepted())
+    routes.post(USERS_URL).mock(return_value=accepted())
     before = asyncio.all_tasks()
 
     def on_progress(progress: Progress) -> None:
@@ -436,16 +428,14 @@ class InterruptError(Exception):
     """What the progress callback raises."""
 
 
-async def test_an_exception_from_on_progress_keeps_what_box_accepted(
-    respx_mock: respx.MockRouter, client: BoxClient
-) -> None:
+async def test_an_exception_from_on_progress_keeps_what_box_accepted(routes: Routes, client: BoxClient) -> None:
     """An exception raised by on_progress propagates with the report so far as its termination_report.
 
     The chosen design: `terminate` re-raises the callback's own exception (not a wrapper), with
     the `TerminationReport` so far attached as the attribute ``termination_report``, in which
     every id Box accepted is listed as terminated.
     """
-    route = respx_mock.post(USERS_URL).mock(return_value=accepted())
+    route = routes.post(USERS_URL).mock(return_value=accepted())
     ids = [str(1000 + i) for i in range(50)]
     seen: list[Progress] = []
 

@@ -6,11 +6,12 @@ import contextlib
 import datetime
 import re
 
-import httpx
 import pytest
 
 from box_sessions import Acceptance, BoxClient, DeveloperTokenAuth, RetryPolicy, ServerError
 from box_sessions.testing import FakeBox, FakeClock
+
+from ..support.http import httpx
 
 ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 
-import httpx
 import pytest
 
 from box_sessions import (
@@ -23,6 +22,7 @@ from box_sessions import (
 from box_sessions.testing import ControlEndpoint, DropConnection, FakeBox, FakeClock, Request
 
 from ..conftest import fake_ccg
+from ..support.http import httpx
 
 NO_RETRY = RetryPolicy(max_attempts=1)
 

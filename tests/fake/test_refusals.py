@@ -6,10 +6,11 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 
 from box_sessions.testing import FakeBox
+
+from ..support.http import httpx
 
 USERS = "/2.0/users/terminate_sessions"
 GROUPS = "/2.0/groups/terminate_sessions"

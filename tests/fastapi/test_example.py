@@ -14,12 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
-import respx
 
 from box_sessions import BoxClient, CCGAuth
 from box_sessions.testing import FakeBox
 
 from ..conftest import GROUPS_URL, TOKEN_URL, accepted, token_answer
+from ..support.routes import Routes
 
 pytest.importorskip("fastapi")
 
@@ -146,14 +146,23 @@ async def test_base_url_comes_from_the_environment(example: ModuleType, monkeypa
     assert fake.terminated["group_ids"] == ["7"]
 
 
-async def test_base_url_defaults_to_boxs(
-    example: ModuleType, monkeypatch: pytest.MonkeyPatch, respx_mock: respx.MockRouter
-) -> None:
+async def test_base_url_defaults_to_boxs(example: ModuleType, monkeypatch: pytest.MonkeyPatch, routes: Routes) -> None:
     """Without BOX_BASE_URL, the app's token and termination requests go to https://api.box.com."""
-    token = respx_mock.post(TOKEN_URL).mock(return_value=token_answer())
-    groups = respx_mock.post(GROUPS_URL).mock(return_value=accepted())
+    token = routes.post(TOKEN_URL).mock(return_value=token_answer())
+    groups = routes.post(GROUPS_URL).mock(return_value=accepted())
+
+    class Routed(BoxClient):
+        """The BoxClient the module's own app builds, with its own base URL, sending through the routes."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, transport=routes.transport, **kwargs)
+
+    # The module's app builds its client at startup from box_sessions.BoxClient: that class, for
+    # this test only, is one whose requests the routes answer, under either HTTP stack.
+    monkeypatch.setattr(example.box_sessions, "BoxClient", Routed)
     fake_credentials(monkeypatch, FakeBox())
     async with running(example.app) as http:
+        assert isinstance(example.app.state.box, Routed)  # nothing can leave for the real Box
         response = await http.post("/terminate", json={"group_ids": ["7"]})
     assert response.status_code == 200
     assert token.call_count == 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-import respx
 
 from box_sessions import BoxClient, DeveloperTokenAuth, RateLimitError, RetryPolicy
 from box_sessions.testing import FakeClock, LoopbackServer, Reply, Request
@@ -24,14 +23,13 @@ from ..conftest import (
     json_reply,
     terminate,
 )
+from ..support.routes import Routes
 
 
-async def test_shared_cooldown_holds_back_other_requests(
-    respx_mock: respx.MockRouter, client: BoxClient, clock: FakeClock
-) -> None:
+async def test_shared_cooldown_holds_back_other_requests(routes: Routes, client: BoxClient, clock: FakeClock) -> None:
     """After one request's 429, a request of the same client waits out the cool-down before sending."""
-    respx_mock.post(USERS_URL).mock(side_effect=[box_error(429, retry_after="30"), accepted()])
-    groups = respx_mock.post(GROUPS_URL).mock(return_value=accepted())
+    routes.post(USERS_URL).mock(side_effect=[box_error(429, retry_after="30"), accepted()])
+    groups = routes.post(GROUPS_URL).mock(return_value=accepted())
     await terminate(client)
     assert clock.sleeps == [30.0]
     clock.advance(-10)  # pretend the other request starts 10 s into the cool-down
@@ -40,10 +38,10 @@ async def test_shared_cooldown_holds_back_other_requests(
     assert groups.call_count == 1
 
 
-async def test_cooldown_is_per_client(respx_mock: respx.MockRouter, make_client: MakeClient, clock: FakeClock) -> None:
+async def test_cooldown_is_per_client(routes: Routes, make_client: MakeClient, clock: FakeClock) -> None:
     """Another client is not held back by this client's 429."""
-    respx_mock.post(USERS_URL).mock(side_effect=[box_error(429, retry_after="30"), accepted()])
-    respx_mock.post(GROUPS_URL).mock(return_value=accepted())
+    routes.post(USERS_URL).mock(side_effect=[box_error(429, retry_after="30"), accepted()])
+    routes.post(GROUPS_URL).mock(return_value=accepted())
     async with make_client() as a, make_client() as b:
         await terminate(a)
         clock.advance(-10)
@@ -52,11 +50,11 @@ async def test_cooldown_is_per_client(respx_mock: respx.MockRouter, make_client:
 
 
 async def test_cooldown_past_deadline_raises_rate_limit_error(
-    respx_mock: respx.MockRouter, make_client: MakeClient, clock: FakeClock
+    routes: Routes, make_client: MakeClient, clock: FakeClock
 ) -> None:
     """A request that would wait out a cool-down past its deadline raises RateLimitError unsent, with retry_after."""
-    respx_mock.post(USERS_URL).mock(side_effect=[box_error(429, retry_after="100"), accepted()])
-    groups = respx_mock.post(GROUPS_URL).mock(return_value=accepted())
+    routes.post(USERS_URL).mock(side_effect=[box_error(429, retry_after="100"), accepted()])
+    groups = routes.post(GROUPS_URL).mock(return_value=accepted())
     async with make_client(retry=RetryPolicy(total_timeout=200)) as a:
         await terminate(a)
         clock.advance(-100)
@@ -100,11 +98,11 @@ async def test_429_cooldown_delays_requests_sent_beside_it() -> None:
 
 
 async def test_a_retry_after_past_the_cap_quiets_the_whole_client(
-    respx_mock: respx.MockRouter, make_client: MakeClient, clock: FakeClock
+    routes: Routes, make_client: MakeClient, clock: FakeClock
 ) -> None:
     """Answers of 429 retry-after 200 (cap 120): a 5,000-id job fails every id at once, sending about one wave."""
     ids = [str(1000 + i) for i in range(5000)]
-    route = respx_mock.post(USERS_URL).mock(return_value=box_error(429, "rate_limit_exceeded", retry_after="200"))
+    route = routes.post(USERS_URL).mock(return_value=box_error(429, "rate_limit_exceeded", retry_after="200"))
     async with make_client(retry=RetryPolicy(max_retry_after=120)) as client:
         report = await client.session_termination.terminate(user_ids=ids)
         sent = route.call_count

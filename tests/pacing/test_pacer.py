@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-import respx
 
 import box_sessions
 from box_sessions import BoxClient, BoxTimeoutError, DeveloperTokenAuth, InMemoryPacingState, RateLimit, Reservation
@@ -16,6 +15,7 @@ from box_sessions._pacing import Pacer, PacingRefused
 from box_sessions.testing import FakeBox, FakeClock
 
 from ..conftest import USERS_URL, HeldClock, MakeClient, accepted, box_error, terminate, until
+from ..support.routes import Routes
 
 
 def pacer(clock: FakeClock, per_minute: float = 60) -> Pacer:
@@ -154,20 +154,18 @@ def test_rate_limit_option_type_checked() -> None:
         BoxClient(DeveloperTokenAuth("t"), rate_limit=1000)  # type: ignore[arg-type]
 
 
-async def test_client_requests_are_paced(
-    respx_mock: respx.MockRouter, make_client: MakeClient, clock: FakeClock
-) -> None:
+async def test_client_requests_are_paced(routes: Routes, make_client: MakeClient, clock: FakeClock) -> None:
     """Every request of a client goes through the limiter: 3 calls at 60/min wait 1 s each after the first."""
-    respx_mock.post(USERS_URL).mock(return_value=accepted())
+    routes.post(USERS_URL).mock(return_value=accepted())
     async with make_client(rate_limit=RateLimit(requests_per_minute=60)) as client:
         for _ in range(3):
             await client.session_termination.terminate_users_sessions(user_ids=["1"])
     assert clock.sleeps == pytest.approx([1.0, 1.0])
 
 
-async def test_429_through_client_lowers_the_rate(respx_mock: respx.MockRouter, make_client: MakeClient) -> None:
+async def test_429_through_client_lowers_the_rate(routes: Routes, make_client: MakeClient) -> None:
     """A 429 answered to a client's request slows the client's pacing."""
-    respx_mock.post(USERS_URL).mock(side_effect=[box_error(429, retry_after="1"), accepted()])
+    routes.post(USERS_URL).mock(side_effect=[box_error(429, retry_after="1"), accepted()])
     async with make_client(rate_limit=RateLimit(requests_per_minute=600)) as client:
         await client.session_termination.terminate_users_sessions(user_ids=["1"])
         paced = client._sender.pacer

@@ -8,7 +8,6 @@ import json
 import math
 from typing import Any
 
-import httpx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +15,8 @@ from box_sessions import BoxAPIError
 from box_sessions._errors import error_from_response
 from box_sessions._sending import parse_retry_after
 from box_sessions._validation import normalise_id, normalise_id_list, normalise_login
+
+from ..support.http import httpx
 
 anything = st.one_of(
     st.none(),

@@ -9,14 +9,14 @@ import sys
 import textwrap
 from typing import Any
 
-import httpx
 import pytest
-import respx
 
 from box_sessions import BoxClient, CCGAuth, DeveloperTokenAuth, RetryPolicy, SessionTerminationMessage
 
 from ..conftest import ACCEPTED, GROUPS_URL, USERS_URL, accepted, terminate, token_answer
 from ..support import hostile
+from ..support.http import HTTP_STACK, httpx
+from ..support.routes import Routes
 
 AUTH = DeveloperTokenAuth("dev-token")
 PROXY = "https://proxy.example.com/box"
@@ -104,10 +104,10 @@ async def test_client_cannot_be_entered_twice() -> None:
             await client.__aenter__()
 
 
-async def test_caller_http_client_is_used_and_left_open(respx_mock: respx.MockRouter) -> None:
+async def test_caller_http_client_is_used_and_left_open(routes: Routes) -> None:
     """A caller's AsyncClient carries the calls and stays open after the BoxClient closes."""
-    route = respx_mock.post(USERS_URL).mock(return_value=accepted())
-    async with httpx.AsyncClient(headers={"X-App": "mine"}, timeout=7.0) as http:
+    route = routes.post(USERS_URL).mock(return_value=accepted())
+    async with httpx.AsyncClient(headers={"X-App": "mine"}, timeout=7.0, transport=routes.transport) as http:
         async with BoxClient(AUTH, http_client=http) as client:
             await client.session_termination.terminate_users_sessions(user_ids=["1"])
         assert not http.is_closed
@@ -124,11 +124,14 @@ async def test_own_http_client_is_closed() -> None:
     assert client._http.is_closed
 
 
-async def test_timeout_accepts_httpx_timeout(respx_mock: respx.MockRouter) -> None:
+async def test_timeout_accepts_httpx_timeout(routes: Routes) -> None:
     """timeout= takes an httpx.Timeout as is."""
-    route = respx_mock.post(GROUPS_URL).mock(return_value=accepted())
+    route = routes.post(GROUPS_URL).mock(return_value=accepted())
     async with BoxClient(
-        AUTH, timeout=httpx.Timeout(3.0, connect=1.0), retry=RetryPolicy(total_timeout=None)
+        AUTH,
+        timeout=httpx.Timeout(3.0, connect=1.0),
+        retry=RetryPolicy(total_timeout=None),
+        transport=routes.transport,
     ) as client:
         await client.session_termination.terminate_groups_sessions(["1"])
     assert route.calls.last.request.extensions["timeout"] == {
@@ -139,35 +142,35 @@ async def test_timeout_accepts_httpx_timeout(respx_mock: respx.MockRouter) -> No
     }
 
 
-async def test_usable_without_async_with(respx_mock: respx.MockRouter) -> None:
+async def test_usable_without_async_with(routes: Routes) -> None:
     """Like httpx, a client works before it is entered; aclose ends it."""
-    respx_mock.post(GROUPS_URL).mock(return_value=accepted())
-    client = BoxClient(AUTH)
+    routes.post(GROUPS_URL).mock(return_value=accepted())
+    client = BoxClient(AUTH, transport=routes.transport)
     msg = await client.session_termination.terminate_groups_sessions([1])
     await client.aclose()
     assert msg.message == ACCEPTED["message"]
 
 
 @pytest.mark.parametrize("base_url", [PROXY, PROXY + "/"], ids=["no-slash", "slash"])
-async def test_base_url_with_path_prefix(respx_mock: respx.MockRouter, ccg: CCGAuth, base_url: str) -> None:
+async def test_base_url_with_path_prefix(routes: Routes, ccg: CCGAuth, base_url: str) -> None:
     """A base_url with a path (a proxy prefix) keeps it in front of /oauth2/token and /2.0."""
-    respx_mock.post(f"{PROXY}/oauth2/token").mock(return_value=token_answer("acc3ss-1"))
-    respx_mock.post(f"{PROXY}/2.0/users/terminate_sessions").mock(return_value=accepted())
-    respx_mock.post(f"{PROXY}/2.0/groups/terminate_sessions").mock(return_value=accepted())
-    async with BoxClient(ccg, base_url=base_url, rate_limit=None) as client:
+    routes.post(f"{PROXY}/oauth2/token").mock(return_value=token_answer("acc3ss-1"))
+    routes.post(f"{PROXY}/2.0/users/terminate_sessions").mock(return_value=accepted())
+    routes.post(f"{PROXY}/2.0/groups/terminate_sessions").mock(return_value=accepted())
+    async with BoxClient(ccg, base_url=base_url, rate_limit=None, transport=routes.transport) as client:
         message = await terminate(client)
         await client.session_termination.terminate_groups_sessions(["1"])
     assert isinstance(message, SessionTerminationMessage)
-    assert [call.request.url.path for call in respx_mock.calls] == [
+    assert [call.request.url.path for call in routes.calls] == [
         "/box/oauth2/token",
         "/box/2.0/users/terminate_sessions",
         "/box/2.0/groups/terminate_sessions",
     ]
 
 
-async def test_users_body_carries_both_lists_deduplicated(respx_mock: respx.MockRouter, client: BoxClient) -> None:
+async def test_users_body_carries_both_lists_deduplicated(routes: Routes, client: BoxClient) -> None:
     """Ids become digit strings, duplicates are sent once, and both keys are always present."""
-    route = respx_mock.post(USERS_URL).mock(return_value=accepted())
+    route = routes.post(USERS_URL).mock(return_value=accepted())
     await client.session_termination.terminate_users_sessions(user_logins=("a@example.com", "a@example.com"))
     assert json.loads(route.calls.last.request.content) == {
         "user_ids": [],
@@ -180,9 +183,9 @@ async def test_users_body_carries_both_lists_deduplicated(respx_mock: respx.Mock
     }
 
 
-async def test_groups_body(respx_mock: respx.MockRouter, client: BoxClient) -> None:
+async def test_groups_body(routes: Routes, client: BoxClient) -> None:
     """The groups endpoint gets {"group_ids": [...]}."""
-    route = respx_mock.post(GROUPS_URL).mock(return_value=accepted())
+    route = routes.post(GROUPS_URL).mock(return_value=accepted())
     msg = await client.session_termination.terminate_groups_sessions(group_ids=[456, "789"])
     assert json.loads(route.calls.last.request.content) == {"group_ids": ["456", "789"]}
     assert msg.message == ACCEPTED["message"]
@@ -246,14 +249,14 @@ async def test_groups_body(respx_mock: respx.MockRouter, client: BoxClient) -> N
     ],
 )
 async def test_bad_user_input_raises_before_sending(
-    respx_mock: respx.MockRouter,
+    routes: Routes,
     client: BoxClient,
     kwargs: dict[str, Any],
     error: type[Exception],
     match: str,
 ) -> None:
     """Bad input raises TypeError/ValueError naming the argument, and nothing is sent."""
-    route = respx_mock.post(USERS_URL).mock(return_value=accepted())
+    route = routes.post(USERS_URL).mock(return_value=accepted())
     with pytest.raises(error, match=match):
         await client.session_termination.terminate_users_sessions(**kwargs)
     assert route.call_count == 0
@@ -269,14 +272,14 @@ async def test_bad_user_input_raises_before_sending(
     ],
 )
 async def test_bad_group_input_raises_before_sending(
-    respx_mock: respx.MockRouter,
+    routes: Routes,
     client: BoxClient,
     group_ids: Any,
     error: type[Exception],
     match: str,
 ) -> None:
     """Bad group ids raise naming group_ids, and nothing is sent."""
-    route = respx_mock.post(GROUPS_URL).mock(return_value=accepted())
+    route = routes.post(GROUPS_URL).mock(return_value=accepted())
     with pytest.raises(error, match=match):
         await client.session_termination.terminate_groups_sessions(group_ids)
     assert route.call_count == 0
@@ -320,8 +323,8 @@ async def test_transport_and_http_client_together_are_refused() -> None:
 
 
 def test_transport_of_the_wrong_type_is_refused() -> None:
-    """A transport that is not an httpx.AsyncBaseTransport is refused, naming the argument."""
-    with pytest.raises(TypeError, match=r"transport must be an httpx.AsyncBaseTransport, got str"):
+    """A transport that is not an AsyncBaseTransport of the stack in use is refused, naming the argument."""
+    with pytest.raises(TypeError, match=rf"transport must be an {HTTP_STACK}\.AsyncBaseTransport, got str"):
         BoxClient(DeveloperTokenAuth("dev-token"), transport="http://x")  # type: ignore[arg-type]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from box_sessions import (
@@ -18,6 +17,7 @@ from box_sessions import (
 from box_sessions._errors import error_from_response
 
 from ..conftest import box_error
+from ..support.http import httpx
 
 
 @pytest.mark.parametrize(

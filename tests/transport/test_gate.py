@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-import httpx
 import pytest
 
 import box_sessions
@@ -13,6 +12,7 @@ from box_sessions._sending._gate import DEFAULT_POOL_SIZE, Gate, pool_size
 from box_sessions.testing import FakeBox, LoopbackServer, Reply, Request
 
 from ..conftest import ACCEPTED, json_reply, until
+from ..support.http import httpx
 
 
 async def hold(gate: Gate, name: str, entered: list[str], release: asyncio.Event) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import subprocess
 import sys
 
@@ -13,12 +14,12 @@ import box_sessions
 from box_sessions._http import httpx
 
 HAS_HTTPX2 = importlib.util.find_spec("httpx2") is not None
+#: Whether this process's environment chose httpx (nox's httpx sessions set it where httpx2 may be installed).
+HTTPX_CHOSEN = os.environ.get("BOX_SESSIONS_HTTP", "").strip().lower() == "httpx"
 
 
 def stack_in_a_process(prelude: str = "", env: dict[str, str] | None = None) -> str:
     """The ``HTTP_STACK`` a fresh interpreter chooses, after ``prelude``, with ``env`` added to the environment."""
-    import os  # noqa: PLC0415 - only here
-
     code = f"{prelude}\nimport box_sessions\nprint(box_sessions.HTTP_STACK)"
     environment = {k: v for k, v in os.environ.items() if k != "BOX_SESSIONS_HTTP"} | (env or {})
     done = subprocess.run(  # noqa: S603 - this interpreter running a one-line script
@@ -28,8 +29,8 @@ def stack_in_a_process(prelude: str = "", env: dict[str, str] | None = None) -> 
 
 
 def test_httpx2_is_preferred_where_it_is_installed() -> None:
-    """HTTP_STACK names httpx2 when it can be imported, httpx otherwise; the package's module is that one."""
-    assert box_sessions.HTTP_STACK == ("httpx2" if HAS_HTTPX2 else "httpx") == httpx.__name__
+    """HTTP_STACK names httpx2 when it can be imported (and the environment did not choose httpx), httpx otherwise."""
+    assert box_sessions.HTTP_STACK == ("httpx2" if HAS_HTTPX2 and not HTTPX_CHOSEN else "httpx") == httpx.__name__
 
 
 def test_without_httpx2_the_package_uses_httpx() -> None:
@@ -70,3 +71,34 @@ async def test_this_stacks_client_and_transport_are_taken() -> None:
         box_sessions.DeveloperTokenAuth("dev-token"), transport=httpx.MockTransport(lambda request: httpx.Response(202))
     ):
         pass
+
+
+#: A client whose requests respx answers, if it mocks the package's stack: sent to the discard port
+#: of 127.0.0.1, so that a request respx let through reaches no host but this one, and is refused.
+RESPX_SCRIPT = """
+import asyncio, httpx, respx, box_sessions
+
+async def main():
+    with respx.mock(assert_all_mocked=True) as mock:
+        route = mock.post("http://127.0.0.1:9/2.0/users/terminate_sessions").respond(202, json={"message": "ok"})
+        auth = box_sessions.DeveloperTokenAuth("dev-token")
+        retry = box_sessions.RetryPolicy(max_attempts=1)
+        async with box_sessions.BoxClient(auth, base_url="http://127.0.0.1:9", rate_limit=None, retry=retry) as client:
+            await client.session_termination.terminate_users_sessions(user_ids=["1"])
+    print(box_sessions.HTTP_STACK, route.call_count)
+
+asyncio.run(main())
+"""
+
+
+def test_respx_mocks_the_package_when_the_environment_chooses_httpx() -> None:
+    """respx mocks httpx only: with BOX_SESSIONS_HTTP=httpx, a suite mocking with respx mocks the package's requests.
+
+    Run in a process of its own, so it holds under either stack this suite runs on, httpx2 installed or not.
+    """
+    environment = os.environ | {"BOX_SESSIONS_HTTP": "httpx"}
+    done = subprocess.run(  # noqa: S603 - this interpreter running a script of this file
+        [sys.executable, "-c", RESPX_SCRIPT], capture_output=True, text=True, timeout=60, check=False, env=environment
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["httpx", "1"]

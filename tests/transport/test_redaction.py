@@ -6,11 +6,11 @@ import json
 import logging
 
 import pytest
-import respx
 
 from box_sessions import BoxClient, CCGAuth, DeveloperTokenAuth, OAuth2Auth
 
 from ..conftest import TOKEN_URL, USERS_URL, accepted, box_error, find_secret, token_answer
+from ..support.routes import Routes
 
 
 @pytest.mark.parametrize(
@@ -40,15 +40,15 @@ def test_redaction_check_passes_clean_text(text: str) -> None:
     assert find_secret(text) is None
 
 
-async def test_debug_logs_of_every_library_hold_no_secret(
-    respx_mock: respx.MockRouter, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_debug_logs_of_every_library_hold_no_secret(routes: Routes, caplog: pytest.LogCaptureFixture) -> None:
     """A CCG call with a refresh after 401, logged at DEBUG by httpx, httpcore and us, leaks nothing."""
-    respx_mock.post(TOKEN_URL).mock(side_effect=[token_answer("tok-secret-1"), token_answer("tok-secret-2")])
-    respx_mock.post(USERS_URL).mock(side_effect=[accepted(), box_error(401), box_error(503), accepted()])
+    routes.post(TOKEN_URL).mock(side_effect=[token_answer("tok-secret-1"), token_answer("tok-secret-2")])
+    routes.post(USERS_URL).mock(side_effect=[accepted(), box_error(401), box_error(503), accepted()])
     with caplog.at_level(logging.DEBUG):
         async with BoxClient(
-            CCGAuth(client_id="cid", client_secret="very-secret", enterprise_id="1"), rate_limit=None
+            CCGAuth(client_id="cid", client_secret="very-secret", enterprise_id="1"),
+            rate_limit=None,
+            transport=routes.transport,
         ) as client:
             await client.session_termination.terminate_users_sessions(["1"])
             await client.session_termination.terminate_users_sessions(["2"])  # 401: refresh; 503: retry
@@ -56,10 +56,10 @@ async def test_debug_logs_of_every_library_hold_no_secret(
     assert all(find_secret(r.getMessage()) is None for r in caplog.records)
 
 
-async def test_errors_reports_and_reprs_hold_no_secret(respx_mock: respx.MockRouter) -> None:
+async def test_errors_reports_and_reprs_hold_no_secret(routes: Routes) -> None:
     """Exception text, the report (str and JSON) and reprs of every auth class show no secret."""
-    respx_mock.post(USERS_URL).mock(return_value=box_error(401, "invalid_token", "The access token is invalid"))
-    async with BoxClient(DeveloperTokenAuth("dev-token"), rate_limit=None) as client:
+    routes.post(USERS_URL).mock(return_value=box_error(401, "invalid_token", "The access token is invalid"))
+    async with BoxClient(DeveloperTokenAuth("dev-token"), rate_limit=None, transport=routes.transport) as client:
         report = await client.session_termination.terminate(user_ids=["1", "2"])
         text = repr(client)
     text += str(report) + json.dumps(report.to_dict()) + "".join(f"{f.error!s}{f.error!r}" for f in report.failed)

@@ -1,4 +1,4 @@
-"""The transport's retries, waits, cool-down, deadline and error mapping (respx, fake clock)."""
+"""The transport's retries, waits, cool-down, deadline and error mapping (scripted routes, fake clock)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ import email.utils
 import json
 import logging
 
-import httpx
 import pytest
-import respx
 
 import box_sessions
 from box_sessions import (
@@ -26,12 +24,14 @@ from box_sessions import (
 from box_sessions.testing import FakeClock
 
 from ..conftest import ACCEPTED, USERS_URL, HeldClock, MakeClient, accepted, box_error, terminate
+from ..support.http import httpx
+from ..support.routes import Routes
 
 
 @pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
-async def test_retryable_status_is_retried(respx_mock: respx.MockRouter, client: BoxClient, status: int) -> None:
+async def test_retryable_status_is_retried(routes: Routes, client: BoxClient, status: int) -> None:
     """Retries a retryable status and returns the next answer."""
-    route = respx_mock.post(USERS_URL).mock(side_effect=[box_error(status), accepted()])
+    route = routes.post(USERS_URL).mock(side_effect=[box_error(status), accepted()])
     msg = await terminate(client)
     assert msg.message == ACCEPTED["message"]
     assert route.call_count == 2
@@ -48,40 +48,36 @@ async def test_retryable_status_is_retried(respx_mock: respx.MockRouter, client:
     ],
 )
 async def test_non_retryable_status_raises_at_once(
-    respx_mock: respx.MockRouter,
+    routes: Routes,
     client: BoxClient,
     clock: FakeClock,
     status: int,
     cls: type[Exception],
 ) -> None:
     """A 400, 403, 404, other 4xx or a 501 is raised after one request, without waiting."""
-    route = respx_mock.post(USERS_URL).mock(return_value=box_error(status))
+    route = routes.post(USERS_URL).mock(return_value=box_error(status))
     with pytest.raises(cls):
         await terminate(client)
     assert route.call_count == 1
     assert clock.sleeps == []
 
 
-async def test_202_with_retry_after_is_success(respx_mock: respx.MockRouter, client: BoxClient) -> None:
+async def test_202_with_retry_after_is_success(routes: Routes, client: BoxClient) -> None:
     """A 202 is success even when it carries retry-after: the termination is not sent twice."""
-    route = respx_mock.post(USERS_URL).mock(
-        return_value=httpx.Response(202, json=ACCEPTED, headers={"retry-after": "5"})
-    )
+    route = routes.post(USERS_URL).mock(return_value=httpx.Response(202, json=ACCEPTED, headers={"retry-after": "5"}))
     await terminate(client)
     assert route.call_count == 1
 
 
-async def test_202_with_unreadable_body_is_still_success(respx_mock: respx.MockRouter, client: BoxClient) -> None:
+async def test_202_with_unreadable_body_is_still_success(routes: Routes, client: BoxClient) -> None:
     """A 202 whose body is not JSON is success with an empty message."""
-    respx_mock.post(USERS_URL).mock(return_value=httpx.Response(202, text="ok"))
+    routes.post(USERS_URL).mock(return_value=httpx.Response(202, text="ok"))
     assert (await terminate(client)).message == ""
 
 
-async def test_gives_up_after_max_attempts(
-    respx_mock: respx.MockRouter, make_client: MakeClient, clock: FakeClock
-) -> None:
+async def test_gives_up_after_max_attempts(routes: Routes, make_client: MakeClient, clock: FakeClock) -> None:
     """After max_attempts the last error is raised, with exponential waits between attempts."""
-    route = respx_mock.post(USERS_URL).mock(return_value=box_error(500, "internal_server_error"))
+    route = routes.post(USERS_URL).mock(return_value=box_error(500, "internal_server_error"))
     async with make_client(retry=RetryPolicy(max_attempts=4, initial_backoff=1, jitter=False)) as client:
         with pytest.raises(ServerError) as info:
             await terminate(client)
@@ -90,9 +86,9 @@ async def test_gives_up_after_max_attempts(
     assert clock.sleeps == [1.0, 2.0, 4.0]
 
 
-async def test_max_attempts_one_turns_retries_off(respx_mock: respx.MockRouter, make_client: MakeClient) -> None:
+async def test_max_attempts_one_turns_retries_off(routes: Routes, make_client: MakeClient) -> None:
     """RetryPolicy(max_attempts=1) sends once."""
-    route = respx_mock.post(USERS_URL).mock(return_value=box_error(503))
+    route = routes.post(USERS_URL).mock(return_value=box_error(503))
     async with make_client(retry=RetryPolicy(max_attempts=1)) as client:
         with pytest.raises(ServerError):
             await terminate(client)
@@ -101,52 +97,48 @@ async def test_max_attempts_one_turns_retries_off(respx_mock: respx.MockRouter, 
 
 @pytest.mark.parametrize("header", ["retry-after", "Retry-After", "RETRY-AFTER"])
 async def test_429_waits_retry_after_in_any_case(
-    respx_mock: respx.MockRouter, client: BoxClient, clock: FakeClock, header: str
+    routes: Routes, client: BoxClient, clock: FakeClock, header: str
 ) -> None:
     """A 429's retry-after is honoured whatever the header's case; 30 s waited in no real time."""
-    respx_mock.post(USERS_URL).mock(side_effect=[box_error(429, **{header.replace("-", "_"): "30"}), accepted()])
+    routes.post(USERS_URL).mock(side_effect=[box_error(429, **{header.replace("-", "_"): "30"}), accepted()])
     await terminate(client)
     assert clock.sleeps == [30.0]
 
 
-async def test_retry_after_http_date_is_honoured(
-    respx_mock: respx.MockRouter, client: BoxClient, clock: FakeClock
-) -> None:
+async def test_retry_after_http_date_is_honoured(routes: Routes, client: BoxClient, clock: FakeClock) -> None:
     """A retry-after given as an HTTP-date is waited until that date."""
     date = email.utils.formatdate(clock.time() + 12, usegmt=True)
-    respx_mock.post(USERS_URL).mock(side_effect=[box_error(429, retry_after=date), accepted()])
+    routes.post(USERS_URL).mock(side_effect=[box_error(429, retry_after=date), accepted()])
     await terminate(client)
     assert clock.sleeps == [12.0]
 
 
-async def test_fractional_retry_after(respx_mock: respx.MockRouter, client: BoxClient, clock: FakeClock) -> None:
+async def test_fractional_retry_after(routes: Routes, client: BoxClient, clock: FakeClock) -> None:
     """A fractional retry-after is waited exactly."""
-    respx_mock.post(USERS_URL).mock(side_effect=[box_error(429, retry_after="0.25"), accepted()])
+    routes.post(USERS_URL).mock(side_effect=[box_error(429, retry_after="0.25"), accepted()])
     await terminate(client)
     assert clock.sleeps == [0.25]
 
 
-async def test_503_retry_after_is_honoured(respx_mock: respx.MockRouter, client: BoxClient, clock: FakeClock) -> None:
+async def test_503_retry_after_is_honoured(routes: Routes, client: BoxClient, clock: FakeClock) -> None:
     """A 503 with retry-after waits that long."""
-    respx_mock.post(USERS_URL).mock(side_effect=[box_error(503, retry_after="7"), accepted()])
+    routes.post(USERS_URL).mock(side_effect=[box_error(503, retry_after="7"), accepted()])
     await terminate(client)
     assert clock.sleeps == [7.0]
 
 
-async def test_429_without_retry_after_backs_off(
-    respx_mock: respx.MockRouter, client: BoxClient, clock: FakeClock
-) -> None:
+async def test_429_without_retry_after_backs_off(routes: Routes, client: BoxClient, clock: FakeClock) -> None:
     """A 429 with no usable retry-after falls back to the exponential back-off."""
-    respx_mock.post(USERS_URL).mock(side_effect=[box_error(429, retry_after="later"), accepted()])
+    routes.post(USERS_URL).mock(side_effect=[box_error(429, retry_after="later"), accepted()])
     await terminate(client)
     assert clock.sleeps == [1.0]
 
 
 async def test_retry_after_over_the_cap_raises_at_once(
-    respx_mock: respx.MockRouter, make_client: MakeClient, clock: FakeClock
+    routes: Routes, make_client: MakeClient, clock: FakeClock
 ) -> None:
     """A retry-after longer than max_retry_after raises RateLimitError with .retry_after, unwaited."""
-    route = respx_mock.post(USERS_URL).mock(return_value=box_error(429, "rate_limit_exceeded", retry_after="3600"))
+    route = routes.post(USERS_URL).mock(return_value=box_error(429, "rate_limit_exceeded", retry_after="3600"))
     async with make_client(retry=RetryPolicy(max_retry_after=120)) as client:
         with pytest.raises(RateLimitError) as info:
             await terminate(client)
@@ -155,11 +147,9 @@ async def test_retry_after_over_the_cap_raises_at_once(
     assert clock.sleeps == []
 
 
-async def test_wait_past_deadline_is_not_begun(
-    respx_mock: respx.MockRouter, make_client: MakeClient, clock: FakeClock
-) -> None:
+async def test_wait_past_deadline_is_not_begun(routes: Routes, make_client: MakeClient, clock: FakeClock) -> None:
     """A retry-after that would cross total_timeout raises the 429 at once, without waiting."""
-    route = respx_mock.post(USERS_URL).mock(return_value=box_error(429, retry_after="60"))
+    route = routes.post(USERS_URL).mock(return_value=box_error(429, retry_after="60"))
     async with make_client(retry=RetryPolicy(total_timeout=45, jitter=False)) as client:
         with pytest.raises(RateLimitError):
             await terminate(client)
@@ -167,11 +157,9 @@ async def test_wait_past_deadline_is_not_begun(
     assert clock.sleeps == []
 
 
-async def test_deadline_cuts_a_series_of_backoffs(
-    respx_mock: respx.MockRouter, make_client: MakeClient, clock: FakeClock
-) -> None:
+async def test_deadline_cuts_a_series_of_backoffs(routes: Routes, make_client: MakeClient, clock: FakeClock) -> None:
     """Back-offs stop before the one that would cross the deadline."""
-    route = respx_mock.post(USERS_URL).mock(return_value=box_error(502))
+    route = routes.post(USERS_URL).mock(return_value=box_error(502))
     policy = RetryPolicy(max_attempts=10, initial_backoff=1, max_backoff=100, jitter=False, total_timeout=10)
     async with make_client(retry=policy) as client:
         with pytest.raises(ServerError):
@@ -180,9 +168,7 @@ async def test_deadline_cuts_a_series_of_backoffs(
     assert route.call_count == 4
 
 
-async def test_deadline_caps_attempt_timeout(
-    respx_mock: respx.MockRouter, make_client: MakeClient, clock: FakeClock
-) -> None:
+async def test_deadline_caps_attempt_timeout(routes: Routes, make_client: MakeClient, clock: FakeClock) -> None:
     """Each attempt's network timeouts are cut to what remains of the deadline."""
     seen: list[dict[str, float]] = []
 
@@ -190,7 +176,7 @@ async def test_deadline_caps_attempt_timeout(
         seen.append(request.extensions["timeout"])
         return accepted()
 
-    respx_mock.post(USERS_URL).mock(side_effect=record)
+    routes.post(USERS_URL).mock(side_effect=record)
     async with make_client(timeout=30.0, retry=RetryPolicy(total_timeout=5)) as client:
         await terminate(client)
     assert seen == [{"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}]
@@ -206,35 +192,35 @@ async def test_deadline_caps_attempt_timeout(
     ],
 )
 async def test_network_errors_are_retried_then_mapped(
-    respx_mock: respx.MockRouter, client: BoxClient, exc: Exception, cls: type[Exception]
+    routes: Routes, client: BoxClient, exc: Exception, cls: type[Exception]
 ) -> None:
     """Timeouts and connection errors are retried, then raised as box_sessions errors chained to httpx's."""
-    route = respx_mock.post(USERS_URL).mock(side_effect=exc)
+    route = routes.post(USERS_URL).mock(side_effect=exc)
     with pytest.raises(cls) as info:
         await terminate(client)
     assert route.call_count == 5
     assert isinstance(info.value.__cause__, httpx.HTTPError)
 
 
-async def test_network_error_then_success(respx_mock: respx.MockRouter, client: BoxClient) -> None:
+async def test_network_error_then_success(routes: Routes, client: BoxClient) -> None:
     """A connection error followed by a 202 succeeds."""
-    route = respx_mock.post(USERS_URL).mock(side_effect=[httpx.ConnectError("refused"), accepted()])
+    route = routes.post(USERS_URL).mock(side_effect=[httpx.ConnectError("refused"), accepted()])
     await terminate(client)
     assert route.call_count == 2
 
 
-async def test_other_httpx_error_is_wrapped_not_retried(respx_mock: respx.MockRouter, client: BoxClient) -> None:
+async def test_other_httpx_error_is_wrapped_not_retried(routes: Routes, client: BoxClient) -> None:
     """An httpx error that is not a network failure is a BoxError, sent once."""
-    route = respx_mock.post(USERS_URL).mock(side_effect=httpx.DecodingError("bad gzip"))
+    route = routes.post(USERS_URL).mock(side_effect=httpx.DecodingError("bad gzip"))
     with pytest.raises(box_sessions.BoxError) as info:
         await terminate(client)
     assert not isinstance(info.value, (BoxConnectionError, BoxTimeoutError))
     assert route.call_count == 1
 
 
-async def test_cancel_during_backoff_propagates(respx_mock: respx.MockRouter, make_client: MakeClient) -> None:
+async def test_cancel_during_backoff_propagates(routes: Routes, make_client: MakeClient) -> None:
     """Cancelling during a back-off wait raises CancelledError and sends nothing more."""
-    route = respx_mock.post(USERS_URL).mock(return_value=box_error(429, retry_after="30"))
+    route = routes.post(USERS_URL).mock(return_value=box_error(429, retry_after="30"))
     clock = HeldClock()
     clock.hold()
     async with make_client(clock=clock) as client:
@@ -246,7 +232,7 @@ async def test_cancel_during_backoff_propagates(respx_mock: respx.MockRouter, ma
     assert route.call_count == 1
 
 
-async def test_cancel_during_request_is_not_retried(respx_mock: respx.MockRouter, client: BoxClient) -> None:
+async def test_cancel_during_request_is_not_retried(routes: Routes, client: BoxClient) -> None:
     """A CancelledError raised while sending is neither wrapped nor retried."""
     sent: list[httpx.Request] = []
 
@@ -254,17 +240,17 @@ async def test_cancel_during_request_is_not_retried(respx_mock: respx.MockRouter
         sent.append(request)
         raise asyncio.CancelledError
 
-    respx_mock.post(USERS_URL).mock(side_effect=cancel)
+    routes.post(USERS_URL).mock(side_effect=cancel)
     with pytest.raises(asyncio.CancelledError):
         await terminate(client)
     assert len(sent) == 1
 
 
 async def test_each_retry_is_logged_at_info(
-    respx_mock: respx.MockRouter, client: BoxClient, caplog: pytest.LogCaptureFixture
+    routes: Routes, client: BoxClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Each retry logs method, path, status, attempt and wait, and no token."""
-    respx_mock.post(USERS_URL).mock(side_effect=[box_error(429, "rate_limit_exceeded", retry_after="3"), accepted()])
+    routes.post(USERS_URL).mock(side_effect=[box_error(429, "rate_limit_exceeded", retry_after="3"), accepted()])
     with caplog.at_level(logging.INFO, logger="box_sessions"):
         await terminate(client)
     messages = [r.getMessage() for r in caplog.records if r.name == "box_sessions"]
@@ -277,9 +263,9 @@ async def test_each_retry_is_logged_at_info(
     assert all("dev-token" not in m for m in messages)
 
 
-async def test_sends_headers_and_both_lists(respx_mock: respx.MockRouter, client: BoxClient) -> None:
+async def test_sends_headers_and_both_lists(routes: Routes, client: BoxClient) -> None:
     """The request carries the bearer token, User-Agent, Accept and both JSON lists."""
-    route = respx_mock.post(USERS_URL).mock(return_value=accepted())
+    route = routes.post(USERS_URL).mock(return_value=accepted())
     await client.session_termination.terminate_users_sessions(user_ids=[5, "6"])
     request = route.calls.last.request
     assert request.headers["authorization"] == "Bearer dev-token"

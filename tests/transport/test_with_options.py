@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from box_sessions import (
@@ -16,6 +15,8 @@ from box_sessions import (
     ServerError,
 )
 from box_sessions.testing import FakeBox, FakeClock
+
+from ..support.http import httpx
 
 
 def ccg(fake: FakeBox) -> CCGAuth:
