@@ -29,7 +29,10 @@ def _load_key(private_key: str, passphrase: str | None) -> Any:
     try:
         from cryptography.hazmat.primitives.serialization import load_pem_private_key  # noqa: PLC0415
     except ImportError:  # pragma: no cover - exercised only without the extra
-        raise ImportError("JWTAuth needs the [jwt] extra: pip install 'box-sessions[jwt]'") from None
+        raise ImportError(
+            'JWTAuth needs the jwt extra: from a checkout, pip install ".[jwt]"; '
+            'pip install "box-sessions[jwt]" once the package is published'
+        ) from None
     try:
         return load_pem_private_key(private_key.encode(), password=passphrase.encode() if passphrase else None)
     except (ValueError, TypeError):
