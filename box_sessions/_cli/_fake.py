@@ -22,6 +22,7 @@ from .._version import __version__
 from ._arg_types import non_negative, port, positive, positive_int, share
 from ._exit import EXIT_FAILED, EXIT_OK, UsageError
 from ._inputs import Inputs, read_value_file
+from ._signals import until_signal
 from ._terminate import print_summary, run_job
 
 if TYPE_CHECKING:
@@ -135,8 +136,10 @@ def cmd_fake_server(args: argparse.Namespace) -> int:
             out.flush()
             await asyncio.Event().wait()
 
+    # Until SIGINT or SIGTERM, handled by the loop from before the banner on: asyncio.run leaves
+    # a SIGINT ignored at start ignored (a shell's `&` job), and SIGTERM would end it uncleanly.
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
+        asyncio.run(until_signal(serve()))
     return EXIT_OK
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import sys
 import urllib.request
 
 import pytest
@@ -72,3 +73,26 @@ async def test_a_bad_option_is_exit_2_without_traceback(option: list[str], messa
     assert code == 2
     assert message in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+async def test_a_fake_server_started_as_a_background_job_stops_on_a_signal(signum: signal.Signals) -> None:
+    """Started with SIGINT ignored, as a shell starts a ``&`` job, the server still stops on the signal, exit 0.
+
+    (asyncio.run leaves an ignored SIGINT ignored; the server never stopped, and a test waiting
+    for it hung.)
+    """
+    command = f'trap "" INT QUIT; exec "{sys.executable}" -m box_sessions fake-server'
+    proc = await asyncio.create_subprocess_exec(
+        "/bin/sh", "-c", command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    try:
+        assert "FakeBox listening on" in (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        proc.send_signal(signum)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err.decode()
