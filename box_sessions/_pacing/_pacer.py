@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 
+import attrs
+
 from .._clock import Clock
 from .._errors import BoxError, BoxTimeoutError, RateLimitError
 from .._shared import PacingAnswer, PacingReading, PacingState, Refusal, Reservation
@@ -81,6 +83,13 @@ class Pacer:
         if not self.limit.adaptive:
             return self._max_rate
         return adaptive_rate(reading.record, age, max_rate=self._max_rate, min_rate=self._min_rate)
+
+    def _latest(self) -> PacingReading:
+        """The latest reading, aged to now."""
+        elapsed = self._clock.monotonic() - self._read_at
+        return attrs.evolve(
+            self._reading, age=self._reading.age + elapsed, cooldown=max(0.0, self._reading.cooldown - elapsed)
+        )
 
     def _learn(self, reading: PacingReading) -> None:
         self._reading, self._read_at = reading, self._clock.monotonic()
@@ -148,8 +157,13 @@ class Pacer:
         """
         decrease = sending = None
         if status == 429 and reservation is not None and self.limit is not None and self.limit.adaptive:
-            sending = self._rate_at(reservation.reading, reservation.reading.age)  # the rate it was sent at
-            decrease = lowered(reservation.reading, sending=sending, min_rate=self._min_rate)
+            # Measured from the latest reading (as fresh as this client's last round trip), not the
+            # slot's: a slot is reserved seconds before it is sent when many requests queue, and
+            # the answers accepted meanwhile are what tells how much Box allows.
+            latest = self._latest()
+            if latest.record.epoch == reservation.reading.record.epoch:  # else a decrease answered it
+                sending = self._rate_at(latest, latest.age)
+                decrease = lowered(latest, sending=sending, min_rate=self._min_rate)
         reading = await self.state.record(
             PacingAnswer(status=status, cooldown=cooldown if status == 429 else None, lowered=decrease)
         )

@@ -55,6 +55,24 @@ async def test_next_429_settles_just_under_what_box_accepted() -> None:
     assert paced.rate == pytest.approx(SETTLE * 6.0, rel=0.01)
 
 
+async def test_a_429_measures_what_box_accepted_up_to_its_answer() -> None:
+    """The measure counts the answers accepted while the refused request waited in the queue and flew.
+
+    A slot is reserved seconds before it is sent when many requests queue for it: what Box accepted
+    meanwhile belongs in the measure (before, the slot's own reading was used, which had seen none
+    of them, and the rate was halved instead of settled).
+    """
+    clock = FakeClock()
+    paced = pacer(clock, requests_per_minute=1000)
+    await refuse(paced)
+    clock.advance(1.0)  # the cool-down's quiet second
+    queued = await paced.reserve(deadline=None, max_cooldown=120)
+    await answer(paced, clock, 5, 6.0)
+    await paced.record(queued, 429, cooldown=None)
+    assert paced.decreases == 2
+    assert paced.rate == pytest.approx(SETTLE * 30 / 6, rel=0.01)
+
+
 async def test_429s_of_requests_scheduled_before_the_decrease_are_ignored() -> None:
     """A burst of 429s for requests scheduled at the old rate lowers it once."""
     clock = FakeClock()
