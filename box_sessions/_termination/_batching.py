@@ -9,7 +9,8 @@ duplicate. This is all ``--dry-run`` needs: it plans batches without sending the
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncGenerator, AsyncIterable, Iterable
+import itertools
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Any, TypeAlias
 
 import attrs
@@ -30,6 +31,15 @@ class Batch:
 
     kind: Kind
     items: list[Item]
+
+
+def _all_digit_strings(values: list[Any]) -> bool:
+    """Whether every value is a non-empty ``str`` of ASCII digits (`normalise_id`'s rule), in C-level passes."""
+    try:
+        joined = "".join(values)
+    except TypeError:
+        return False  # not all strings
+    return joined.isascii() and joined.isdigit() and all(values)
 
 
 class Batcher:
@@ -53,7 +63,10 @@ class Batcher:
             raise ValueError("give at least one of user_ids, user_logins and group_ids")
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self._sources: list[tuple[Field, Source]] = [(f, sources[f]) for f in FIELDS]
-        self._items = self._read_items()
+        self._given = list(self._sources)
+        self._field: Field = FIELDS[0]
+        self._sync: Iterator[Any] | None = None  # the input being read, when a plain iterable ...
+        self._async: AsyncIterator[Any] | None = None  # ... or an async one
         self._pending: Batch | None = None
         self._rejected: list[Failure] = []
         self._seen: dict[Field, SeenSet] = {f: SeenSet() for f in FIELDS}
@@ -72,16 +85,90 @@ class Batcher:
         rejected, self._rejected = self._rejected, []
         return rejected
 
-    async def _read_items(self) -> AsyncGenerator[tuple[Field, object], None]:
-        for field, source in self._sources:
+    def _open_next(self) -> bool:
+        """Start reading the next input; ``False`` when none is left."""
+        self._sync = self._async = None
+        while self._sources:
+            self._field, source = self._sources.pop(0)
             if source is None:
                 continue
             if isinstance(source, AsyncIterable):
-                async for value in source:
-                    yield field, value
+                self._async = aiter(source)
             else:
-                for value in source:
-                    yield field, value
+                self._sync = iter(source)
+            return True
+        return False
+
+    def _fill_plain(self, values: Iterator[Any], field: Field) -> Batch | None:
+        """`_fill` for a plain iterable, ids taken a batch's room at a time when they are all new digit strings.
+
+        Exactly the room left in the pending batch is read (what one-at-a-time reading would read
+        to fill it), and checked in a few C-level passes; a slice with anything else in it (an
+        int, a bad value, a duplicate, a leading zero) goes through `_fill` value by value, with the
+        same outcome.
+        """
+        kind: Kind = "groups" if field == "group_ids" else "users"
+        while True:
+            pending = self._pending
+            if field == "user_logins" or (pending is not None and pending.kind != kind):
+                return self._fill(values, field)
+            room = max(1, self.batch_size - (0 if pending is None else len(pending.items)))
+            chunk = list(itertools.islice(values, room))
+            if not chunk:
+                return None
+            if not _all_digit_strings(chunk) or not self._seen[field].add_new_digits(chunk):
+                if (ready := self._fill(chunk, field)) is not None:
+                    return ready  # the chunk's last value filled it: nothing of the chunk is left
+                continue
+            self.read += len(chunk)
+            if pending is None:
+                pending = self._pending = Batch(kind, [])
+            pending.items.extend(zip(itertools.repeat(field), chunk))
+            if len(pending.items) >= self.batch_size:
+                self._pending = None
+                return pending
+
+    def _fill(self, values: Iterable[Any], field: Field) -> Batch | None:
+        """Check ``values`` of ``field`` into the pending batch until one is ready to send (returned), or they run out.
+
+        Read one at a time, nothing ahead: a stopped job's count of values read says where it left
+        its input. A string of digits, a bulk job's usual id, is decided here (`normalise_id`'s
+        rule); anything else goes through `_accept`.
+        """
+        kind: Kind = "groups" if field == "group_ids" else "users"
+        digits = field != "user_logins"
+        seen = self._seen[field]
+        size = self.batch_size
+        read = 0
+        try:
+            for raw in values:
+                read += 1
+                if digits and type(raw) is str and raw.isascii() and raw.isdigit():
+                    if not seen.add_digits(raw):
+                        self.duplicates += 1
+                        continue
+                    value = raw
+                else:
+                    accepted = self._accept(field, raw)
+                    if accepted is None:
+                        continue
+                    value = accepted
+                pending = self._pending
+                if pending is not None and pending.kind == kind:
+                    pending.items.append((field, value))
+                    ready = pending if len(pending.items) >= size else None
+                else:  # the first batch, or the endpoint changes: a pending batch of the other is ready
+                    ready, pending = pending, Batch(kind, [(field, value)])
+                    self._pending = pending
+                    if ready is None and size == 1:
+                        ready = pending
+                if ready is not None:
+                    if ready is pending:
+                        self._pending = None
+                    return ready
+        finally:
+            self.read += read
+        return None
 
     def _accept(self, field: Field, raw: object) -> str | None:
         """Normalise one value; a bad one is rejected once, a duplicate counted. Returns the value to send."""
@@ -102,29 +189,24 @@ class Batcher:
         return value
 
     async def next_batch(self) -> Batch | None:
-        """Read until a batch is full, the endpoint changes or input ends; ``None`` at the end."""
+        """Read until a batch is full, the endpoint changes or input ends; ``None`` at the end.
+
+        A plain iterable is read in a plain loop; only an async one is awaited value by value.
+        """
         while True:
-            try:
-                field, raw = await anext(self._items)
-            except StopAsyncIteration:
+            if self._sync is None and self._async is None and not self._open_next():
                 batch, self._pending = self._pending, None
                 return batch
-            self.read += 1
-            value = self._accept(field, raw)
-            if value is None:
-                continue
-            kind: Kind = "groups" if field == "group_ids" else "users"
-            ready = None
-            if self._pending is not None and self._pending.kind != kind:
-                ready, self._pending = self._pending, None
-            if self._pending is None:
-                self._pending = Batch(kind, [])
-            self._pending.items.append((field, value))
-            if ready is not None:
-                return ready
-            if len(self._pending.items) >= self.batch_size:
-                batch, self._pending = self._pending, None
-                return batch
+            field = self._field
+            if self._sync is not None:
+                if (ready := self._fill_plain(self._sync, field)) is not None:
+                    return ready
+                self._sync = None
+            elif self._async is not None:
+                async for raw in self._async:
+                    if (ready := self._fill((raw,), field)) is not None:
+                        return ready
+                self._async = None
 
     async def plan(self) -> AsyncGenerator[tuple[str, dict[str, list[str]]] | Failure, None]:
         """Yield what a job would send, without sending: ``(path, body)`` per batch, and each
@@ -142,7 +224,8 @@ class Batcher:
 
     async def aclose(self) -> None:
         """Close the inputs: ours, and an async generator the caller gave (nobody else can resume it)."""
-        await self._items.aclose()
-        for _, source in self._sources:
+        self._sync = self._async = None
+        self._sources.clear()
+        for _, source in self._given:
             if inspect.isasyncgen(source):
                 await source.aclose()
