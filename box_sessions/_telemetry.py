@@ -15,6 +15,7 @@ README's "Telemetry" section lists every attribute.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -124,6 +125,16 @@ class JobSpan:
         self._span.end()
 
 
+@functools.lru_cache(maxsize=32)
+def _url_attributes(url: httpx.URL) -> tuple[str, int, str]:
+    """A request URL's ``server.address``, ``server.port`` and ``url.full`` (no query, no user info).
+
+    Computed once per URL (a client sends to a handful), not parsed again for every request.
+    """
+    port = url.port or (443 if url.scheme == "https" else 80)
+    return url.host, port, str(url.copy_with(query=None, fragment=None, username=None, password=None))
+
+
 class Telemetry:
     """A client's tracer and meter (named ``box_sessions``), or nothing when OpenTelemetry is not installed.
 
@@ -167,13 +178,9 @@ class Telemetry:
         if self._tracer is None:
             yield _NO_ATTEMPT
             return
-        port = url.port or (443 if url.scheme == "https" else 80)
-        measured: dict[str, Any] = {"http.request.method": "POST", "server.address": url.host, "server.port": port}
-        attributes = {
-            **measured,
-            "url.full": str(url.copy_with(query=None, fragment=None, username=None, password=None)),
-            "box_sessions.pacing.wait": waited,
-        }
+        host, port, full = _url_attributes(url)
+        measured: dict[str, Any] = {"http.request.method": "POST", "server.address": host, "server.port": port}
+        attributes = {**measured, "url.full": full, "box_sessions.pacing.wait": waited}
         if resends:
             attributes["http.request.resend_count"] = resends
         if token:

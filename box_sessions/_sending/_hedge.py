@@ -61,17 +61,19 @@ class Hedger:
         The slower copy is cancelled (its connection is closed), and the outcome of every copy is
         read, so none is left for asyncio to report. When every copy fails, the first error is raised.
         """
-        tasks = {asyncio.ensure_future(first())}
+        first_copy = asyncio.ensure_future(first())
+        tasks = {first_copy}
         try:
             done, _ = await asyncio.wait(tasks, timeout=delay)
-            if not done:
-                self.hedges += 1
-                logger.info(
-                    "%s has not answered in %.2f s; sending a second copy (the caller says that is harmless)",
-                    what,
-                    delay,
-                )
-                tasks.add(asyncio.ensure_future(second()))
+            if done:
+                return first_copy.result()  # the usual case: answered (or failed) in time, alone
+            self.hedges += 1
+            logger.info(
+                "%s has not answered in %.2f s; sending a second copy (the caller says that is harmless)",
+                what,
+                delay,
+            )
+            tasks.add(asyncio.ensure_future(second()))
             pending, first_error = set(tasks), None
             while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)

@@ -98,6 +98,7 @@ class Sender:
         self._loop = LoopBinding()
         self._headers = dict(headers)
         self._rng = rng or random.Random()
+        self._urls: dict[str, httpx.URL] = {}  # each API path's URL, parsed once
         # Requests wait for a connection in the gate, in order, never in httpcore's pool.
         wire = Wire(http_client, Gate(pool_size(http_client)), timeout)
         self._dispatch = Dispatcher(
@@ -165,7 +166,9 @@ class Sender:
             BoxConnectionError: every attempt failed to connect.
         """
         self.check_loop()
-        url = self.base_url.copy_with(path=self.base_url.path.rstrip("/") + "/2.0" + path)
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = self.base_url.copy_with(path=self.base_url.path.rstrip("/") + "/2.0" + path)
         hedge = hedge and self.retry.hedge
         request = Request(url, body, None, self._deadline(), hedge, budget, observer, self.retry.max_retry_after)
         return await self._within_deadline(request, self._send_handling_auth)

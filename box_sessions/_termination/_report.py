@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import collections
 import datetime
+import itertools
+import operator
 from collections.abc import Mapping
 from typing import Any, Literal, TypeAlias
 
@@ -149,8 +151,7 @@ class Tally:
 
     def add(self, result: BatchResult) -> None:
         """Count one batch's outcome."""
-        for field, _ in result.terminated:
-            self.terminated[field] += 1
+        self.terminated.update(map(operator.itemgetter(0), result.terminated))
         for failure in result.failed:
             kind = failure_kind(failure.error)
             self.failure_kinds[kind] += 1
@@ -199,8 +200,8 @@ class TerminationReport:
 
     def add(self, result: BatchResult) -> None:
         """Fold one batch's outcome into the report."""
-        for field, value in result.terminated:
-            self.terminated[field].append(value)
+        for field, items in itertools.groupby(result.terminated, key=operator.itemgetter(0)):
+            self.terminated[field].extend(map(operator.itemgetter(1), items))
         self.failed.extend(result.failed)
         self.accepted.extend(result.accepted)
         self.tally.add(result)

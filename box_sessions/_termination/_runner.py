@@ -19,6 +19,7 @@ A new batch is read only when a slot is free, so a generator of a million ids is
 from __future__ import annotations
 
 import asyncio
+import collections
 import inspect
 import re
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -177,6 +178,15 @@ class BulkJob:
         """
         self._sender.check_loop()
         tasks: set[asyncio.Task[BatchResult]] = set()
+        # Batches that ended, in the order they ended: told by each task's done callback, so that
+        # waiting for the next costs one event, not a wait registered on every batch in flight.
+        ended: collections.deque[asyncio.Task[BatchResult]] = collections.deque()
+        any_ended = asyncio.Event()
+
+        def on_end(task: asyncio.Task[BatchResult]) -> None:
+            ended.append(task)
+            any_ended.set()
+
         exhausted = False
         try:
             while True:
@@ -195,10 +205,17 @@ class BulkJob:
                         await self._report_progress(unsent)
                     else:
                         self._sent += len(batch.items)
-                        tasks.add(asyncio.ensure_future(self._run_batch(batch)))
+                        task = asyncio.ensure_future(self._run_batch(batch))
+                        task.add_done_callback(on_end)
+                        tasks.add(task)
                 if not tasks:
                     return
-                done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                if not ended:
+                    any_ended.clear()
+                    await any_ended.wait()
+                done = list(ended)
+                ended.clear()
+                tasks.difference_update(done)
                 for task in done:
                     result = task.result()
                     yield result

@@ -139,6 +139,7 @@ class Huge:
 
     The body is ``prefix`` followed by ``filler`` repeated up to ``size`` bytes; the server never
     holds more than one chunk. Framed with ``content-length``, or chunked when ``chunked``.
+    ``declared``: the ``content-length`` to send instead of the size (a server that lies about it).
     """
 
     status: int
@@ -147,6 +148,7 @@ class Huge:
     filler: bytes = b"x"
     headers: Mapping[str, str] = attrs.field(factory=dict)
     chunked: bool = False
+    declared: int | None = None
 
 
 @attrs.frozen
@@ -277,7 +279,8 @@ async def _perform(conn: _Connection, action: Action) -> bool:
 
 
 async def _send_huge(conn: _Connection, action: Huge) -> None:
-    framing = {"transfer-encoding": "chunked"} if action.chunked else {"content-length": str(action.size)}
+    length = action.size if action.declared is None else action.declared
+    framing = {"transfer-encoding": "chunked"} if action.chunked else {"content-length": str(length)}
     await conn.send(_head(action.status, action.headers, framing))
     chunk_size = 64 * 1024
     filler = (action.filler * (chunk_size // len(action.filler) + 1))[:chunk_size]

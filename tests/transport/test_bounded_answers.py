@@ -71,6 +71,10 @@ def huge_handler(kind: str) -> Handler:
             return Huge(
                 202, HUGE, prefix=b'{"message": "ok", "padding": "', headers={"content-type": "application/json"}
             )
+        if kind == "lying_length" and request.path == USERS:
+            # Declares a small answer, then floods: what follows the declared length is not read.
+            body = b'{"message": "ok"}'
+            return Huge(202, HUGE, prefix=body, headers={"content-type": "application/json"}, declared=len(body))
         if kind == "server_error" and request.path == USERS:
             return Huge(500, HUGE, prefix=b"<html><body>", headers={"content-type": "text/html"}, chunked=True)
         if kind == "token" and request.path == TOKEN:
@@ -84,10 +88,11 @@ def huge_handler(kind: str) -> Handler:
     ("kind", "outcomes"),
     [
         ("accepted", {"SessionTerminationMessage"}),
+        ("lying_length", {"SessionTerminationMessage"}),
         ("server_error", {"ServerError"}),
         ("token", {"AuthenticationError"}),
     ],
-    ids=["202", "500-chunked", "token-answer"],
+    ids=["202", "202-declared-short", "500-chunked", "token-answer"],
 )
 def test_a_huge_answer_does_not_fill_memory(kind: str, outcomes: set[str]) -> None:
     """A 300 MB answer adds well under 80 MB to the peak RSS, and the call ends as that status says."""
