@@ -16,13 +16,25 @@ __all__ = [
     "normalise_id_list",
     "normalise_login",
     "normalise_login_list",
+    "shown",
 ]
 
 _DIGITS = re.compile(r"[0-9]+")
+_SHOWN_BITS = 256  # an int longer than this (77 digits) is described, not written out
 
 
 def _type_name(value: object) -> str:
     return type(value).__name__
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` for a message, never raising: an int too long for `repr` is described instead."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > _SHOWN_BITS:
+        return f"<an int of {value.bit_length():,} bits>"  # repr of one over 4,300 digits raises
+    try:
+        return repr(value)
+    except Exception:  # noqa: BLE001 - a caller's object whose repr fails is still shown
+        return f"<a {_type_name(value)} whose repr failed>"
 
 
 def normalise_id(value: object, argument: str) -> str:
@@ -37,14 +49,16 @@ def normalise_id(value: object, argument: str) -> str:
         ValueError: ``value`` is empty, negative or not made of digits.
     """
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise TypeError(f"{argument}: an id must be a str or int, got {_type_name(value)} {value!r}")
+        raise TypeError(f"{argument}: an id must be a str or int, got {_type_name(value)} {shown(value)}")
     if isinstance(value, int):
         if value < 0:
-            raise ValueError(f"{argument}: an id must not be negative, got {value!r}")
+            raise ValueError(f"{argument}: an id must not be negative, got {shown(value)}")
+        if value.bit_length() > _SHOWN_BITS:
+            raise ValueError(f"{argument}: an id far longer than any Box id, got {shown(value)}")
         return str(value)
     if not _DIGITS.fullmatch(value):
-        shown = "an empty string" if not value else repr(value[:64])
-        raise ValueError(f"{argument}: an id must be a string of digits, got {shown}")
+        text = "an empty string" if not value else repr(value[:64])
+        raise ValueError(f"{argument}: an id must be a string of digits, got {text}")
     return value
 
 
@@ -57,7 +71,7 @@ def normalise_login(value: object, argument: str) -> str:
             row, never one address), or has no ``@``.
     """
     if not isinstance(value, str):
-        raise TypeError(f"{argument}: a login must be a str, got {_type_name(value)} {value!r}")
+        raise TypeError(f"{argument}: a login must be a str, got {_type_name(value)} {shown(value)}")
     if not value:
         raise ValueError(f"{argument}: a login must not be empty")
     if value.strip() != value or any(ch.isspace() for ch in value):

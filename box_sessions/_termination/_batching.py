@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import inspect
 import itertools
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Hashable, Iterable, Iterator
 from typing import Any, TypeAlias
 
 import attrs
 
-from .._validation import check_iterable, check_positive_int, normalise_id, normalise_login
+from .._validation import check_iterable, check_positive_int, normalise_id, normalise_login, shown
 from ._endpoints import FIELDS, Field, Item, Kind, request_of
 from ._report import Failure
 from ._seen import SeenSet
@@ -34,12 +34,23 @@ class Batch:
 
 
 def _all_digit_strings(values: list[Any]) -> bool:
-    """Whether every value is a non-empty ``str`` of ASCII digits (`normalise_id`'s rule), in C-level passes."""
-    try:
-        joined = "".join(values)
-    except TypeError:
-        return False  # not all strings
+    """Whether every value is a non-empty ``str`` of ASCII digits (`normalise_id`'s rule), in C-level passes.
+
+    Exactly ``str``: a subclass may answer ``len`` or indexing otherwise than its text.
+    """
+    if not values or set(map(type, values)) != {str}:
+        return False
+    joined = "".join(values)
     return joined.isascii() and joined.isdigit() and all(values)
+
+
+def _invalid_key(raw: object) -> Hashable:
+    """What tells one bad value from another: the value with its type (``7`` is not ``"7"`` nor ``True``)."""
+    try:
+        hash(raw)
+    except TypeError:
+        return (type(raw), shown(raw))  # a list, a dict: told apart by how it reads
+    return (type(raw), raw)
 
 
 class Batcher:
@@ -70,7 +81,7 @@ class Batcher:
         self._pending: Batch | None = None
         self._rejected: list[Failure] = []
         self._seen: dict[Field, SeenSet] = {f: SeenSet() for f in FIELDS}
-        self._seen_invalid: dict[Field, set[str]] = {f: set() for f in FIELDS}
+        self._seen_invalid: dict[Field, set[Hashable]] = {f: set() for f in FIELDS}
         self.read = 0
         """Input values read so far."""
         self.duplicates = 0
@@ -103,9 +114,10 @@ class Batcher:
         """`_fill` for a plain iterable, ids taken a batch's room at a time when they are all new digit strings.
 
         Exactly the room left in the pending batch is read (what one-at-a-time reading would read
-        to fill it), and checked in a few C-level passes; a slice with anything else in it (an
-        int, a bad value, a duplicate, a leading zero) goes through `_fill` value by value, with the
-        same outcome.
+        to fill it; an input that ends short is not asked again), and checked in a few C-level
+        passes; a slice with anything else in it (an int, a bad value, a duplicate, a leading zero)
+        goes through `_fill` value by value, with the same outcome. Values read before the input
+        raised are checked in as they would be one at a time.
         """
         kind: Kind = "groups" if field == "group_ids" else "users"
         while True:
@@ -113,20 +125,30 @@ class Batcher:
             if field == "user_logins" or (pending is not None and pending.kind != kind):
                 return self._fill(values, field)
             room = max(1, self.batch_size - (0 if pending is None else len(pending.items)))
-            chunk = list(itertools.islice(values, room))
-            if not chunk:
-                return None
-            if not _all_digit_strings(chunk) or not self._seen[field].add_new_digits(chunk):
-                if (ready := self._fill(chunk, field)) is not None:
-                    return ready  # the chunk's last value filled it: nothing of the chunk is left
-                continue
-            self.read += len(chunk)
-            if pending is None:
-                pending = self._pending = Batch(kind, [])
-            pending.items.extend(zip(itertools.repeat(field), chunk))
-            if len(pending.items) >= self.batch_size:
-                self._pending = None
-                return pending
+            chunk: list[Any] = []
+            try:
+                chunk.extend(itertools.islice(values, room))
+            except BaseException:
+                self._fill(chunk, field)  # fewer than the room: it fills nothing
+                raise
+            if _all_digit_strings(chunk) and self._seen[field].add_new_digits(chunk):
+                self.read += len(chunk)
+                if pending is None:
+                    pending = self._pending = Batch(kind, [])
+                pending.items.extend(zip(itertools.repeat(field), chunk))
+                ready = self._take_full()
+            else:
+                ready = self._fill(chunk, field)  # only the chunk's last value can fill the batch
+            if ready is not None or len(chunk) < room:
+                return ready  # a batch, or the input ended
+
+    def _take_full(self) -> Batch | None:
+        """The pending batch if it is full (``batch_size`` may have shrunk since it began), taken."""
+        pending = self._pending
+        if pending is None or len(pending.items) < self.batch_size:
+            return None
+        self._pending = None
+        return pending
 
     def _fill(self, values: Iterable[Any], field: Field) -> Batch | None:
         """Check ``values`` of ``field`` into the pending batch until one is ready to send (returned), or they run out.
@@ -138,7 +160,6 @@ class Batcher:
         kind: Kind = "groups" if field == "group_ids" else "users"
         digits = field != "user_logins"
         seen = self._seen[field]
-        size = self.batch_size
         read = 0
         try:
             for raw in values:
@@ -153,18 +174,16 @@ class Batcher:
                     if accepted is None:
                         continue
                     value = accepted
+                ready = None
                 pending = self._pending
-                if pending is not None and pending.kind == kind:
-                    pending.items.append((field, value))
-                    ready = pending if len(pending.items) >= size else None
-                else:  # the first batch, or the endpoint changes: a pending batch of the other is ready
-                    ready, pending = pending, Batch(kind, [(field, value)])
-                    self._pending = pending
-                    if ready is None and size == 1:
-                        ready = pending
+                if pending is not None and (pending.kind != kind or len(pending.items) >= self.batch_size):
+                    ready, pending = pending, None  # the endpoint changes, or it is full (a shrink)
+                if pending is None:
+                    pending = self._pending = Batch(kind, [])
+                pending.items.append((field, value))
+                if ready is None:
+                    ready = self._take_full()
                 if ready is not None:
-                    if ready is pending:
-                        self._pending = None
                     return ready
         finally:
             self.read += read
@@ -175,7 +194,7 @@ class Batcher:
         try:
             value = normalise_login(raw, field) if field == "user_logins" else normalise_id(raw, field)
         except (TypeError, ValueError) as exc:
-            key = raw if isinstance(raw, str) else f"{type(raw).__name__}:{raw!r}"
+            key = _invalid_key(raw)
             if key in self._seen_invalid[field]:
                 self.duplicates += 1  # every distinct input ends in one place, a bad one too
                 return None
@@ -194,6 +213,8 @@ class Batcher:
         A plain iterable is read in a plain loop; only an async one is awaited value by value.
         """
         while True:
+            if (full := self._take_full()) is not None:
+                return full  # full already: ``batch_size`` shrank since it began
             if self._sync is None and self._async is None and not self._open_next():
                 batch, self._pending = self._pending, None
                 return batch

@@ -12,6 +12,7 @@ from typing import Any, Literal, TypeAlias
 import attrs
 
 from .._errors import BoxAPIError, BoxError
+from .._validation import shown
 from ._endpoints import FIELDS, Field
 
 __all__ = [
@@ -44,7 +45,7 @@ class Failure:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: field, value, status, error type and message, and Box's details."""
-        value = self.value if isinstance(self.value, str) else repr(self.value)
+        value = self.value if isinstance(self.value, str) else shown(self.value)
         data: dict[str, Any] = {
             "field": self.field,
             "value": value,

@@ -122,3 +122,123 @@ async def test_a_plain_input_is_read_no_further_than_the_batch_needs() -> None:
     assert [value for _, value in batch.items] == ["1", "2", "3"]
     assert with_a_duplicate.pulled == batcher.read == 4
     assert batcher.duplicates == 1
+
+
+class _FailsOnce:
+    """A plain iterator that raises once between its values, then goes on (a reader that retries)."""
+
+    def __init__(self, values: list[Any], fail_at: int) -> None:
+        self._values = list(values)
+        self._fail_at = fail_at
+        self._i = 0
+        self._failed = False
+        self.nexts = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        self.nexts += 1
+        if self._i == self._fail_at and not self._failed:
+            self._failed = True
+            raise RuntimeError("the input failed")
+        if self._i >= len(self._values):
+            raise StopIteration
+        self._i += 1
+        return self._values[self._i - 1]
+
+
+async def _batches_through_errors(batcher: Batcher) -> list[Any]:
+    steps: list[Any] = []
+    while True:
+        try:
+            batch = await batcher.next_batch()
+        except RuntimeError:
+            steps.append(("raised", batcher.read))
+            continue
+        steps.append((None if batch is None else [v for _, v in batch.items], batcher.read))
+        if batch is None:
+            return steps
+
+
+async def test_values_read_before_the_input_raised_are_kept_and_counted() -> None:
+    """An input that raises half-way through a batch's room loses none of the values it gave before."""
+    values = ["1", "2", "3", "4"]
+    plain = Batcher(user_ids=_FailsOnce(values, 2), user_logins=None, group_ids=None, batch_size=3)
+
+    async def one_by_one() -> AsyncIterator[Any]:
+        for value in values[:2]:
+            yield value
+        raise RuntimeError("the input failed")
+
+    expected = [("raised", 2), (["1", "2", "3"], 3), (["4"], 4), (None, 4)]
+    assert await _batches_through_errors(plain) == expected
+    stopped = Batcher(user_ids=one_by_one(), user_logins=None, group_ids=None, batch_size=100)
+    with pytest.raises(RuntimeError):
+        await stopped.next_batch()
+    assert stopped.read == 2  # where the job left its input, as the plain one says too
+
+
+async def test_an_input_that_ended_is_not_asked_again() -> None:
+    """Once a plain input has ended, it is not read again (a terminal's stdin would wait for a second Ctrl-D)."""
+    ids = _FailsOnce(["1", "2"], fail_at=-1)
+    batcher = Batcher(user_ids=ids, user_logins=None, group_ids=None, batch_size=100)
+    batch = await batcher.next_batch()
+    assert batch is not None
+    assert [v for _, v in batch.items] == ["1", "2"]
+    assert ids.nexts == 3  # two values and the one StopIteration
+
+
+class _Head(str):
+    def __getitem__(self, index: Any) -> str:
+        return "x"
+
+
+class _Short(str):
+    def __len__(self) -> int:
+        return 1
+
+
+async def test_a_str_subclass_is_checked_by_its_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A str subclass whose len or indexing misreport its text is batched as the text says."""
+    monkeypatch.setattr(SeenSet, "MERGE_EVERY", 1)  # every id merged into the array at once
+    values = [_Head("007"), "7", _Short("9" * 25)]
+    batcher = Batcher(user_ids=values, user_logins=None, group_ids=None, batch_size=1)
+    sent = []
+    while (batch := await batcher.next_batch()) is not None:
+        sent += [str(v) for _, v in batch.items]
+    assert sent == ["007", "7", "9" * 25]  # "7" is not "007"; 25 digits kept as text, not as a 64-bit key
+    assert batcher.duplicates == 0
+
+
+async def test_an_int_too_long_to_write_is_rejected_by_name() -> None:
+    """An int past the interpreter's 4,300 digits is one rejected input, not a crash of the job."""
+    batcher = Batcher(user_ids=["1", 10**5000, "2"], user_logins=None, group_ids=None, batch_size=10)
+    batch = await batcher.next_batch()
+    assert batch is not None
+    assert [v for _, v in batch.items] == ["1", "2"]
+    (rejected,) = batcher.take_rejected()
+    assert "user_ids" in str(rejected.error)
+    assert "16,610 bits" in str(rejected.error)
+    assert rejected.to_dict()["value"] == "<an int of 16,610 bits>"
+
+
+async def test_bad_values_of_different_types_are_told_apart() -> None:
+    """``-1`` and the text ``"int:-1"`` are two bad inputs, each reported, neither a duplicate of the other."""
+    batcher = Batcher(user_ids=[-1, "int:-1", -1], user_logins=[7, "int:7"], group_ids=None, batch_size=10)
+    assert await batcher.next_batch() is None
+    assert [f.value for f in batcher.take_rejected()] == [-1, "int:-1", 7, "int:7"]
+    assert batcher.duplicates == 1  # the second -1
+
+
+async def test_a_shrunk_batch_size_holds_for_the_batch_already_begun() -> None:
+    """After ``shrink(1)``, no batch carries more than one value, the one begun before it included."""
+    batcher = Batcher(user_ids=["1", "2", "3"], user_logins=None, group_ids=["4", "5", "6"], batch_size=4)
+    first = await batcher.next_batch()
+    assert first is not None
+    assert [v for _, v in first.items] == ["1", "2", "3"]
+    batcher.shrink(1)
+    sizes = []
+    while (batch := await batcher.next_batch()) is not None:
+        sizes.append(len(batch.items))
+    assert sizes == [1, 1, 1]
