@@ -25,8 +25,8 @@ async def read_limited(response: httpx.Response, limit: int = MAX_ANSWER_BYTES) 
         httpx.HTTPError: reading failed (the caller maps it).
     """
     if _declared_within(response, limit):
-        # Box's usual answer: its length is declared, nothing to decode. The HTTP layer reads no
-        # byte past a declared length, so the answer is read as it is, and kept as it came.
+        # Box's usual answer: framed by its declared length, nothing to decode. The HTTP layer
+        # reads no byte past that length, so the answer is read as it is, and kept as it came.
         try:
             await response.aread()
         finally:
@@ -56,7 +56,14 @@ async def read_limited(response: httpx.Response, limit: int = MAX_ANSWER_BYTES) 
 
 
 def _declared_within(response: httpx.Response, limit: int) -> bool:
-    """Whether the answer declares a length of at most ``limit`` bytes and no encoding to expand."""
-    length = response.headers.get("content-length")
-    encoding = response.headers.get("content-encoding", "identity")
-    return length is not None and length.isdigit() and int(length) <= limit and encoding.lower() == "identity"
+    """Whether the answer is framed by a length of at most ``limit`` bytes, with no encoding to expand.
+
+    Only ``content-length`` frames it: with ``transfer-encoding`` too, HTTP/1.1 frames the body by
+    the transfer encoding and the length says nothing (a server may send both, then flood).
+    """
+    headers = response.headers
+    length = headers.get("content-length")
+    if length is None or not length.isdigit() or int(length) > limit or "transfer-encoding" in headers:
+        return False
+    encoding: str = headers.get("content-encoding", "identity")
+    return encoding.lower() == "identity"

@@ -136,7 +136,9 @@ class SessionTerminationManager:
             job.end_span(exc)
             if isinstance(exc, Exception):
                 # on_progress (or an input iterator) raised: the job stopped sending; what Box
-                # accepted so far must not be lost with it.
+                # accepted so far must not be lost with it, batches that ended unyielded included.
+                for result in job.unyielded:
+                    report.add(result)
                 _attach_report(exc, _finished(report, job, clock.monotonic() - started))
             raise
         job.end_span()

@@ -96,6 +96,8 @@ class BulkJob:
         self.observer = CallObserver()
         self.budget = RetryBudget()
         self._sent = self._terminated = self._failed = 0
+        self.unyielded: list[BatchResult] = []
+        """Results of batches that ended after the job stopped yielding (see `results`)."""
 
     @property
     def stopped_by(self) -> BoxError | None:
@@ -213,15 +215,21 @@ class BulkJob:
                 if not ended:
                     any_ended.clear()
                     await any_ended.wait()
-                done = list(ended)
-                ended.clear()
-                tasks.difference_update(done)
-                for task in done:
+                for _ in range(len(ended)):  # those that ended by now; then refill
+                    task = ended.popleft()
+                    tasks.discard(task)
                     result = task.result()
                     yield result
                     await self._report_progress(result)
         finally:
             await self._shutdown(tasks)
+            # Batches that ended but were never yielded (``on_progress`` raised, or the consumer
+            # stopped): Box may have accepted them, so they are kept for the report so far.
+            self.unyielded = [
+                task.result()
+                for task in dict.fromkeys([*ended, *tasks])
+                if task.done() and not task.cancelled() and task.exception() is None
+            ]
 
     def end_span(self, error: BaseException | None = None) -> None:
         """End the job's span with its counts (``error``: what stopped it, if not a fatal answer)."""

@@ -35,7 +35,9 @@ from ..conftest import (
     MakeClient,
     accepted,
     box_error,
+    tasks_in,
     token_answer,
+    until,
     wait_for_no_connections,
 )
 from ..support.http import httpx
@@ -452,6 +454,30 @@ async def test_an_exception_from_on_progress_keeps_what_box_accepted(routes: Rou
     report = getattr(raised.value, "termination_report", None)
     assert isinstance(report, TerminationReport)
     assert sorted(report.terminated["user_ids"]) == sorted(sent_ids(route))
+
+
+async def test_batches_that_ended_while_on_progress_ran_are_in_the_report(routes: Routes, client: BoxClient) -> None:
+    """Batches Box accepted while ``on_progress`` ran, then raised, are in the report it carries.
+
+    The callback waits until every other batch has ended (Box accepted them), then raises: those
+    results were never yielded, and were once left out of the report, though Box had accepted them.
+    """
+    route = routes.post(USERS_URL).mock(return_value=accepted())
+    ids = [str(1000 + i) for i in range(30)]
+
+    async def on_progress(progress: Progress) -> None:
+        await until(lambda: tasks_in("_run_batch") == 0)  # the other two batches have ended
+        raise InterruptError("stop after the first batch")
+
+    with pytest.raises(InterruptError) as raised:
+        await client.session_termination.terminate(
+            user_ids=ids, batch_size=10, max_concurrency=3, on_progress=on_progress
+        )
+    assert sorted(sent_ids(route)) == sorted(ids)  # all three batches were sent and accepted
+    report = getattr(raised.value, "termination_report", None)
+    assert isinstance(report, TerminationReport)
+    assert sorted(report.terminated["user_ids"]) == sorted(ids)
+    assert len(report.accepted) == 3
 
 
 def test_seen_set_is_exact_across_merges() -> None:

@@ -61,24 +61,37 @@ CLIENT_SCRIPT = textwrap.dedent(
 )
 
 
+JSON = {"content-type": "application/json"}
+PADDED = b'{"message": "ok", "padding": "'
+SHORT = b'{"message": "ok"}'
+
+#: The huge answer to the measured call, by kind: (the path it answers, the answer).
+HUGE_ANSWERS: dict[str, tuple[str, Huge]] = {
+    "accepted": (USERS, Huge(202, HUGE, prefix=PADDED, headers=JSON)),
+    # Declares a small answer, then floods: what follows the declared length is not read.
+    "lying_length": (USERS, Huge(202, HUGE, prefix=SHORT, headers=JSON, declared=len(SHORT))),
+    # A short content-length beside chunked framing: the chunks frame the body, and flood.
+    "length_and_chunked": (
+        USERS,
+        Huge(202, HUGE, prefix=PADDED, headers={**JSON, "content-length": str(len(SHORT))}, chunked=True),
+    ),
+    "server_error": (
+        USERS,
+        Huge(500, HUGE, prefix=b"<html><body>", headers={"content-type": "text/html"}, chunked=True),
+    ),
+    "token": (TOKEN, Huge(200, HUGE, prefix=b'{"access_token": "', headers=JSON)),
+}
+
+
 def huge_handler(kind: str) -> Handler:
     """Answers the warm-up call normally and the measured one with HUGE bytes."""
+    path, huge = HUGE_ANSWERS[kind]
 
     def handler(request: Request) -> Action:
         if request.path == USERS and request.json()["user_ids"] == ["0"]:
             return accepted()
-        if kind == "accepted" and request.path == USERS:
-            return Huge(
-                202, HUGE, prefix=b'{"message": "ok", "padding": "', headers={"content-type": "application/json"}
-            )
-        if kind == "lying_length" and request.path == USERS:
-            # Declares a small answer, then floods: what follows the declared length is not read.
-            body = b'{"message": "ok"}'
-            return Huge(202, HUGE, prefix=body, headers={"content-type": "application/json"}, declared=len(body))
-        if kind == "server_error" and request.path == USERS:
-            return Huge(500, HUGE, prefix=b"<html><body>", headers={"content-type": "text/html"}, chunked=True)
-        if kind == "token" and request.path == TOKEN:
-            return Huge(200, HUGE, prefix=b'{"access_token": "', headers={"content-type": "application/json"})
+        if request.path == path:
+            return huge
         return Answer(404)
 
     return handler
@@ -89,10 +102,11 @@ def huge_handler(kind: str) -> Handler:
     [
         ("accepted", {"SessionTerminationMessage"}),
         ("lying_length", {"SessionTerminationMessage"}),
+        ("length_and_chunked", {"SessionTerminationMessage"}),
         ("server_error", {"ServerError"}),
         ("token", {"AuthenticationError"}),
     ],
-    ids=["202", "202-declared-short", "500-chunked", "token-answer"],
+    ids=["202", "202-declared-short", "202-length-and-chunked", "500-chunked", "token-answer"],
 )
 def test_a_huge_answer_does_not_fill_memory(kind: str, outcomes: set[str]) -> None:
     """A 300 MB answer adds well under 80 MB to the peak RSS, and the call ends as that status says."""
