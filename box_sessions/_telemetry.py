@@ -15,7 +15,6 @@ README's "Telemetry" section lists every attribute.
 from __future__ import annotations
 
 import contextlib
-import functools
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -125,12 +124,8 @@ class JobSpan:
         self._span.end()
 
 
-@functools.lru_cache(maxsize=32)
 def _url_attributes(url: httpx.URL) -> tuple[str, int, str]:
-    """A request URL's ``server.address``, ``server.port`` and ``url.full`` (no query, no user info).
-
-    Computed once per URL (a client sends to a handful), not parsed again for every request.
-    """
+    """A request URL's ``server.address``, ``server.port`` and ``url.full`` (no query, no user info)."""
     port = url.port or (443 if url.scheme == "https" else 80)
     return url.host, port, str(url.copy_with(query=None, fragment=None, username=None, password=None))
 
@@ -145,6 +140,8 @@ class Telemetry:
 
     def __init__(self, *, tracer_provider: TracerProvider | None = None, meter_provider: MeterProvider | None = None):
         self._tracer = None if _trace is None else _trace.get_tracer(NAME, __version__, tracer_provider)
+        # Each URL's attributes, computed once: a client sends to a handful of URLs, every request.
+        self._urls: dict[httpx.URL, tuple[str, int, str]] = {}
         self._meter = None if _metrics is None else _metrics.get_meter(NAME, __version__, meter_provider)
         if self._meter is None:
             return
@@ -178,7 +175,9 @@ class Telemetry:
         if self._tracer is None:
             yield _NO_ATTEMPT
             return
-        host, port, full = _url_attributes(url)
+        if (known := self._urls.get(url)) is None:
+            known = self._urls[url] = _url_attributes(url)
+        host, port, full = known
         measured: dict[str, Any] = {"http.request.method": "POST", "server.address": host, "server.port": port}
         attributes = {**measured, "url.full": full, "box_sessions.pacing.wait": waited}
         if resends:

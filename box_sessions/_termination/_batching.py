@@ -33,6 +33,10 @@ class Batch:
     items: list[Item]
 
 
+#: The endpoint each field's values go to.
+_KIND: dict[Field, Kind] = {"user_ids": "users", "user_logins": "users", "group_ids": "groups"}
+
+
 def _all_digit_strings(values: list[Any]) -> bool:
     """Whether every value is a non-empty ``str`` of ASCII digits (`normalise_id`'s rule), in C-level passes.
 
@@ -119,7 +123,7 @@ class Batcher:
         goes through `_fill` value by value, with the same outcome. Values read before the input
         raised are checked in as they would be one at a time.
         """
-        kind: Kind = "groups" if field == "group_ids" else "users"
+        kind = _KIND[field]
         while True:
             pending = self._pending
             if field == "user_logins" or (pending is not None and pending.kind != kind):
@@ -157,7 +161,7 @@ class Batcher:
         its input. A string of digits, a bulk job's usual id, is decided here (`normalise_id`'s
         rule); anything else goes through `_accept`.
         """
-        kind: Kind = "groups" if field == "group_ids" else "users"
+        kind = _KIND[field]
         digits = field != "user_logins"
         seen = self._seen[field]
         read = 0
