@@ -5,10 +5,11 @@ so. With ``RateLimit(adaptive=True)`` the rate follows Box's 429s:
 
 - **Down.** A 429 for a request scheduled at the current rate lowers it. When the previous
   decrease was recent enough to measure from, the answers Box accepted since then, divided by the
-  time since, are a measure of what Box allows (it cannot be more: Box refused requests at both
-  ends of that span); the rate settles just under it (`SETTLE`) and that measure is remembered as
-  the ceiling. The first 429 (or one after a long calm) has nothing to measure from, and halves
-  the rate. 429s of requests scheduled before a decrease say nothing new and are ignored.
+  time since, are a measure of what Box allows (it cannot be more, give or take one request: Box
+  refused requests at both ends of that span); the rate settles just under it (`SETTLE`) and
+  that measure is remembered as the ceiling. The first 429 (or one after a long calm) has
+  nothing to measure from, and halves the rate. 429s of requests scheduled before a decrease say
+  nothing new and are ignored.
 - **Up.** While no 429 comes, the rate probes upward along a cubic curve of the time since the
   decrease, as TCP CUBIC does: slowly at first, just under the ceiling where the last 429 came,
   then faster and faster, so a lifted limit is found within seconds. Each 429 that comes back near
@@ -22,8 +23,11 @@ from .._shared import PacingReading, RateRecord
 
 __all__ = ["adaptive_rate", "lowered"]
 
-#: Share of the measured allowance the rate settles at after a measured 429.
-SETTLE = 0.98
+#: Share of the measured allowance the rate settles at after a measured 429. The measure is
+#: already a floor: Box refused at both ends of its span, and the span holds the cool-down Box
+#: asked for, whose refill Box's bucket may not have kept (with Box's whole-second ``retry-after``,
+#: about one request per 429). 0.98 on top of it left the rate 3 to 4% under a halved limit.
+SETTLE = 0.99
 #: Share of the rate kept after a 429 with nothing to measure from.
 HALVE = 0.5
 #: A measure needs at least this many accepted answers since the previous decrease ...

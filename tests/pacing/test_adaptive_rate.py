@@ -55,6 +55,22 @@ async def test_next_429_settles_just_under_what_box_accepted() -> None:
     assert paced.rate == pytest.approx(SETTLE * 6.0, rel=0.01)
 
 
+async def test_a_measured_429_settles_within_one_percent_of_what_box_accepted() -> None:
+    """The measure is already a floor of what Box allows: the rate settles 1% under it, not 2%.
+
+    Box refused at both ends of the measured span, and the span holds a cool-down whose refill
+    Box's bucket may not keep, so the measure errs low; at 2% under it the half-rate benchmark
+    paced at 477 a minute for Box's 500 (a measure of 487) and ran at 0.99 of the ideal.
+    """
+    clock = FakeClock()
+    paced = pacer(clock, requests_per_minute=1000)
+    await refuse(paced)
+    await answer(paced, clock, 5, 6.0)
+    await refuse(paced)
+    assert paced.rate is not None
+    assert 0.99 * 6.0 - 1e-9 <= paced.rate < 6.0
+
+
 async def test_a_429_measures_what_box_accepted_up_to_its_answer() -> None:
     """The measure counts the answers accepted while the refused request waited in the queue and flew.
 
