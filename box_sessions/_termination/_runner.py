@@ -224,11 +224,10 @@ class BulkJob:
         finally:
             await self._shutdown(tasks)
             # Batches that ended but were never yielded (``on_progress`` raised, or the consumer
-            # stopped): Box may have accepted them, so they are kept for the report so far.
+            # stopped): Box may have accepted them, so they are kept for the report so far. A task
+            # leaves ``tasks`` only when it is yielded, so ``tasks`` holds every one of them.
             self.unyielded = [
-                task.result()
-                for task in dict.fromkeys([*ended, *tasks])
-                if task.done() and not task.cancelled() and task.exception() is None
+                task.result() for task in tasks if task.done() and not task.cancelled() and task.exception() is None
             ]
 
     def end_span(self, error: BaseException | None = None) -> None:
