@@ -9,6 +9,7 @@ import attrs
 
 from .._clock import parse_http_date
 from .._errors import BoxAPIError, BoxConnectionError, BoxTimeoutError
+from .._shared import LONGEST_COOLDOWN
 
 __all__ = ["RETRYABLE_STATUSES", "RetryBudget", "RetryPolicy", "parse_retry_after", "should_retry"]
 
@@ -90,7 +91,9 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
         now: The current wall-clock time (Unix seconds), to turn a date into a delay.
 
     Returns:
-        A finite, non-negative number of seconds, or ``None`` when the value is absent or unusable.
+        A finite, non-negative number of seconds, at most `LONGEST_COOLDOWN` (a longer wait, a
+        numeral of any length included, counts as that long), or ``None`` when the value is
+        absent or unusable.
     """
     if value is None:
         return None
@@ -102,9 +105,11 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
     except ValueError:
         pass
     else:
-        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+        if seconds == math.inf and any(c.isdigit() for c in text):
+            return LONGEST_COOLDOWN  # digits past what a float holds ("inf" itself is no numeral)
+        return min(seconds, LONGEST_COOLDOWN) if math.isfinite(seconds) and seconds >= 0 else None
     when = parse_http_date(text)
-    return None if when is None else max(0.0, when - now)
+    return None if when is None else min(max(0.0, when - now), LONGEST_COOLDOWN)
 
 
 def should_retry(error: BaseException, policy: RetryPolicy) -> bool:

@@ -20,7 +20,16 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-__all__ = ["PacingAnswer", "PacingReading", "PacingState", "RateRecord", "Refusal", "Reservation", "SharedPacing"]
+__all__ = [
+    "LONGEST_COOLDOWN",
+    "PacingAnswer",
+    "PacingReading",
+    "PacingState",
+    "RateRecord",
+    "Refusal",
+    "Reservation",
+    "SharedPacing",
+]
 
 
 @attrs.frozen(kw_only=True)
@@ -88,6 +97,16 @@ class Refusal:
     reading: PacingReading
 
 
+#: The longest cool-down a state counts, in seconds (about 32 years): a longer one, or a
+#: ``retry-after`` too long for a float, holds as long as this. In microseconds it stays an exact
+#: integer in a double, as Redis's scripts count; 10**20 s counted there came out as no cool-down.
+LONGEST_COOLDOWN = 1e9
+
+
+def _cooldown(value: float | None) -> float | None:
+    return None if value is None else min(value, LONGEST_COOLDOWN)
+
+
 @attrs.frozen(kw_only=True)
 class PacingAnswer:
     """What one request's answer tells a state.
@@ -96,14 +115,15 @@ class PacingAnswer:
         status: The answer's HTTP status. A 5xx says nothing about the rate; a 429 says the rate
             was too high; any other counts as accepted.
         cooldown: For a 429: seconds every sender holds off from now (Box's ``retry-after``, or
-            the back-off the client chose when there was none). A longer cool-down running is kept.
+            the back-off the client chose when there was none), at most `LONGEST_COOLDOWN`. A
+            longer cool-down running is kept.
         lowered: For a 429: the rate record the client decided on, to be stored only as the
             successor of the record it was computed from (its ``epoch`` is that record's plus one).
             Storing it restarts the schedule: slots reserved before are void.
     """
 
     status: int
-    cooldown: float | None = None
+    cooldown: float | None = attrs.field(default=None, converter=_cooldown)
     lowered: RateRecord | None = None
 
 

@@ -215,3 +215,12 @@ async def test_the_age_of_a_rate_grows_with_time(contract: Contract) -> None:
     reading = (await reserve(contract.two, epoch=1)).reading
     assert 0.3 <= reading.age < 30
     assert reading.record == lowered(3.0)
+
+
+@pytest.mark.parametrize("cooldown", [1e9, 1e20], ids=["longest-retry-after", "past-any-clock"])
+async def test_a_cool_down_of_any_length_holds_every_client(contract: Contract, cooldown: float) -> None:
+    """A cool-down longer than any clock can count still holds the other client off, refused past its max_cooldown."""
+    await contract.one.record(PacingAnswer(status=429, cooldown=cooldown))
+    refusal = await contract.two.reserve(interval=1.0, burst=1, epoch=None, max_wait=None, max_cooldown=120.0)
+    assert isinstance(refusal, Refusal)
+    assert refusal.reading.cooldown > 1e8

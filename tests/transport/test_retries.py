@@ -21,6 +21,7 @@ from box_sessions import (
     RetryPolicy,
     ServerError,
 )
+from box_sessions._shared import LONGEST_COOLDOWN
 from box_sessions.testing import FakeClock
 
 from ..conftest import ACCEPTED, USERS_URL, HeldClock, MakeClient, accepted, box_error, terminate
@@ -134,15 +135,24 @@ async def test_429_without_retry_after_backs_off(routes: Routes, client: BoxClie
     assert clock.sleeps == [1.0]
 
 
+@pytest.mark.parametrize(
+    ("retry_after", "seconds"),
+    [
+        pytest.param("3600", 3600.0, id="an-hour"),
+        # 1*DIGIT of any length is a valid retry-after; as a float it is infinite (it used to be
+        # read as no retry-after, and retried on the back-off).
+        pytest.param("1" + "0" * 309, LONGEST_COOLDOWN, id="digits-past-a-float"),
+    ],
+)
 async def test_retry_after_over_the_cap_raises_at_once(
-    routes: Routes, make_client: MakeClient, clock: FakeClock
+    routes: Routes, make_client: MakeClient, clock: FakeClock, retry_after: str, seconds: float
 ) -> None:
     """A retry-after longer than max_retry_after raises RateLimitError with .retry_after, unwaited."""
-    route = routes.post(USERS_URL).mock(return_value=box_error(429, "rate_limit_exceeded", retry_after="3600"))
+    route = routes.post(USERS_URL).mock(return_value=box_error(429, "rate_limit_exceeded", retry_after=retry_after))
     async with make_client(retry=RetryPolicy(max_retry_after=120)) as client:
         with pytest.raises(RateLimitError) as info:
             await terminate(client)
-    assert info.value.retry_after == 3600.0
+    assert info.value.retry_after == seconds
     assert route.call_count == 1
     assert clock.sleeps == []
 

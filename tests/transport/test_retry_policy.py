@@ -9,6 +9,7 @@ import pytest
 
 from box_sessions import RetryPolicy
 from box_sessions._sending import parse_retry_after
+from box_sessions._shared import LONGEST_COOLDOWN
 
 NOW = 1_800_000_000.0
 
@@ -29,10 +30,13 @@ NOW = 1_800_000_000.0
         pytest.param("inf", None, id="inf"),
         pytest.param("soon", None, id="garbage"),
         pytest.param("Wed, 21 Oct 2015 07:28:00 -0000", None, id="date-without-zone"),
+        pytest.param("99999999999999999999", LONGEST_COOLDOWN, id="longer-than-any-wait"),
+        pytest.param("1" + "0" * 309, LONGEST_COOLDOWN, id="digits-past-a-float"),
+        pytest.param("Fri, 31 Dec 9999 23:59:59 GMT", LONGEST_COOLDOWN, id="far-date"),
     ],
 )
 def test_parse_retry_after(value: str | None, expected: float | None) -> None:
-    """Seconds, fractions and HTTP-dates are read; anything unusable is None."""
+    """Seconds, fractions and HTTP-dates are read (a wait of any length as LONGEST_COOLDOWN at most); else None."""
     assert parse_retry_after(value, now=NOW) == expected
 
 
