@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from .._http import httpx
 
-__all__ = ["MAX_ANSWER_BYTES", "read_limited"]
+__all__ = ["MAX_ANSWER_BYTES", "WIRE_HEADERS", "read_limited"]
 
 #: The most of an answer's body that is read: 1 MiB, about a thousand times Box's longest answer.
 MAX_ANSWER_BYTES = 1 << 20
 
 # Headers that describe the body as it came over the wire, not the bytes kept.
-_WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
 
 async def read_limited(response: httpx.Response, limit: int = MAX_ANSWER_BYTES) -> httpx.Response:
@@ -43,7 +43,7 @@ async def read_limited(response: httpx.Response, limit: int = MAX_ANSWER_BYTES) 
                 break
     finally:
         await response.aclose()
-    headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _WIRE_HEADERS]
+    headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in WIRE_HEADERS]
     return httpx.Response(
         response.status_code,
         headers=headers,

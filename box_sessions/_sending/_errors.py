@@ -6,13 +6,10 @@ from collections.abc import Mapping
 
 from .._errors import BoxAPIError, error_from_response
 from .._http import httpx
+from ._echoes import request_secrets
 from ._policy import parse_retry_after
 
 __all__ = ["error_of"]
-
-# Fields of a token request that are not secret; every other value is scrubbed from what the
-# answer's error keeps (client secret, refresh token, assertion).
-_PUBLIC_FORM_FIELDS = frozenset({"grant_type", "client_id", "box_subject_type", "box_subject_id"})
 
 
 def error_of(response: httpx.Response, *, form: Mapping[str, str] | None, token: str, now: float) -> BoxAPIError:
@@ -25,5 +22,5 @@ def error_of(response: httpx.Response, *, form: Mapping[str, str] | None, token:
         now: Wall-clock time, to read an HTTP-date ``retry-after``.
     """
     retry_after = parse_retry_after(response.headers.get("retry-after"), now=now)
-    secrets = [token, *(value for key, value in (form or {}).items() if key not in _PUBLIC_FORM_FIELDS)]
+    secrets = [token, *request_secrets(form, {})]
     return error_from_response(response, retry_after=retry_after, token_endpoint=form is not None, secrets=secrets)

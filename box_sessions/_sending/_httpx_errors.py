@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from .._errors import BoxConnectionError, BoxError, BoxTimeoutError
 from .._http import httpx
+from ._echoes import NO_ECHOES, Echoes, scrub_chain
 
 __all__ = ["map_httpx_errors"]
 
@@ -19,14 +20,22 @@ _MAPPING: tuple[tuple[type[httpx.HTTPError], type[BoxError], str], ...] = (
 
 
 @contextlib.contextmanager
-def map_httpx_errors(what: str) -> Iterator[None]:
+def map_httpx_errors(what: str, echoes: Echoes = NO_ECHOES) -> Iterator[None]:
     """Raise an httpx exception from the block as the matching `BoxError`, chained.
 
     Args:
         what: The request, for the message (``"POST /2.0/users/terminate_sessions"``).
+        echoes: The request's secrets: scrubbed from the message and from the exceptions it is
+            chained to (an HTTP library quotes a malformed header line, which may echo one). A
+            chain that would still show one is left out.
     """
     try:
         yield
     except httpx.HTTPError as exc:
         box_class, template = next((box, text) for cls, box, text in _MAPPING if isinstance(exc, cls))
-        raise box_class(template.format(what=what, name=type(exc).__name__, exc=exc)) from exc
+        error = box_class(echoes.scrub(template.format(what=what, name=type(exc).__name__, exc=exc)))
+        if scrub_chain(exc, echoes):
+            raise error from exc
+    else:
+        return
+    raise error from None  # outside the handler: not even as its context

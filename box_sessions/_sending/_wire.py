@@ -8,6 +8,7 @@ from .._errors import BoxTimeoutError
 from .._http import httpx
 from .._tasks import time_limit
 from ._body import read_limited
+from ._echoes import echoes_of, in_flight, scrub_answer, watch_http_logs
 from ._gate import Gate
 from ._httpx_errors import map_httpx_errors
 from ._request import Request
@@ -75,6 +76,7 @@ class Wire:
         self.http = http
         self.gate = gate
         self.timeout = timeout
+        watch_http_logs()
 
     async def send(self, request: Request, headers: Mapping[str, str], *, remaining: float | None) -> httpx.Response:
         """Send ``request`` within the ``remaining`` seconds of its call (``None``: no deadline).
@@ -86,6 +88,9 @@ class Wire:
         sent = self.http.build_request(
             "POST", request.url, json=request.json_body, data=request.form, headers=headers, timeout=timeout
         )
-        with map_httpx_errors(request.what):
+        echoes = echoes_of(request.form, headers)
+        with in_flight(echoes), map_httpx_errors(request.what, echoes):
             async with self.gate.slot(timeout.pool):
-                return await send_once(self.http, sent, limit=limit)
+                response = await send_once(self.http, sent, limit=limit)
+        # A token endpoint's 2xx body holds the new tokens: kept as it came.
+        return scrub_answer(response, echoes, keep_body=request.form is not None and response.is_success)

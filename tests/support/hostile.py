@@ -9,7 +9,7 @@ writes a response head in one piece, so this one writes raw bytes itself.
 It runs in its own thread and event loop, so a test can compare `asyncio.all_tasks()` before
 and after a call and see only what the client left behind. Each request is answered by a
 handler, a plain function called in the server's thread with the `Request`, that returns what
-to do (`Answer`, `Drip`, `Stall`, `Huge`, `Drop`). Every behaviour is bounded: it ends when the
+to do (`Answer`, `Drip`, `Stall`, `Huge`, `Drop`, `Raw`). Every behaviour is bounded: it ends when the
 client hangs up, when `HostileServer.stop` runs, or after `MAX_ACTION_SECONDS` at the latest.
 
 Example::
@@ -46,6 +46,7 @@ __all__ = [
     "Handler",
     "HostileServer",
     "Huge",
+    "Raw",
     "Request",
     "Stall",
     "accepted",
@@ -106,12 +107,20 @@ class Request:
 
 @attrs.frozen
 class Answer:
-    """Answer at once, or after ``delay`` seconds, with a ``content-length``."""
+    """Answer at once, or after ``delay`` seconds, with a ``content-length`` (and ``reason``, else the usual one)."""
 
     status: int
     body: bytes = b""
     headers: Mapping[str, str] = attrs.field(factory=dict)
     delay: float = 0.0
+    reason: str | None = None
+
+
+@attrs.frozen
+class Raw:
+    """Send these bytes as they are (a head HTTP does not allow, say), then close the connection."""
+
+    data: bytes
 
 
 @attrs.frozen
@@ -156,7 +165,7 @@ class Drop:
     """Close the connection without answering."""
 
 
-Action: TypeAlias = "Answer | Drip | Stall | Huge | Drop"
+Action: TypeAlias = "Answer | Drip | Stall | Huge | Drop | Raw"
 Handler: TypeAlias = Callable[[Request], Action]
 
 
@@ -246,8 +255,8 @@ class _Connection:
         await self.writer.drain()
 
 
-def _head(status: int, headers: Mapping[str, str], framing: Mapping[str, str]) -> bytes:
-    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}"]
+def _head(status: int, headers: Mapping[str, str], framing: Mapping[str, str], reason: str | None = None) -> bytes:
+    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown') if reason is None else reason}"]
     lines += [f"{name}: {value}" for name, value in {**headers, **framing}.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
@@ -256,8 +265,12 @@ async def _perform(conn: _Connection, action: Action) -> bool:
     """Carry out ``action``; return whether the connection can serve another request."""
     if isinstance(action, Answer):
         await asyncio.sleep(action.delay)
-        await conn.send(_head(action.status, action.headers, {"content-length": str(len(action.body))}) + action.body)
+        framing = {"content-length": str(len(action.body))}
+        await conn.send(_head(action.status, action.headers, framing, action.reason) + action.body)
         return True
+    if isinstance(action, Raw):
+        await conn.send(action.data)
+        return False
     if isinstance(action, Drip):
         head = _head(action.status, action.headers, {"content-length": str(len(action.body))})
         if action.part == "body":
