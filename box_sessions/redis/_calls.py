@@ -121,13 +121,29 @@ def _describe(what: str, exc: BaseException) -> str:
 
 @contextlib.contextmanager
 def _redis_errors(what: str) -> Iterator[None]:
-    """Raise any failure in the block (not a cancellation) as `SharedStateError`, chained."""
+    """Raise any failure in the block (not a cancellation) as `SharedStateError`, chained.
+
+    Redis quotes an unknown command's arguments in its error ("unknown command 'SET', with args
+    beginning with: ..."), and those may be a token being stored: the quote is cut from the error
+    the chain keeps, in place, so that no traceback shows it.
+    """
     try:
         yield
     except SharedStateError:
         raise
     except Exception as exc:
+        if isinstance(exc, redis.exceptions.ResponseError):
+            exc.args = tuple(_unquoted(arg) if isinstance(arg, str) else arg for arg in exc.args)
         raise SharedStateError(_describe(what, exc), refusal=_refusal_of(exc)) from exc
+
+
+def _unquoted(text: str) -> str:
+    head, quoted, _ = text.partition(_QUOTE)
+    return f"{head}{quoted} (left out)" if quoted else text
+
+
+#: Where Redis begins to quote a refused command's arguments.
+_QUOTE = ", with args beginning with:"
 
 
 class RedisCalls:

@@ -11,10 +11,11 @@ no call failing because of Redis.
 from __future__ import annotations
 
 import asyncio
+import traceback
 
 import pytest
 
-from box_sessions import BoxClient, OAuth2Tokens, RateLimit
+from box_sessions import BoxClient, OAuth2Tokens, RateLimit, SharedStateError, SharedToken
 from box_sessions.redis import RedisShare
 from box_sessions.testing import FakeBox, FakeClock, LoopbackServer, Reply, Request
 
@@ -135,3 +136,16 @@ async def test_an_acl_without_pexpire_never_lets_a_second_refresh_through(start_
     assert outcomes[0] == "ok", outcomes
     assert outcomes[1].startswith("BoxTimeoutError: another process has held the OAuth 2.0 lock"), outcomes
     assert fake.token_requests == 1  # the first's refresh alone: the lock held under it
+
+
+async def test_an_error_answer_quoting_the_command_leaks_no_token_through_the_chain(start_redis: StartRedis) -> None:
+    """Redis quotes an unknown command's arguments: a failed save's chain keeps what it said, not the token."""
+    server = start_redis(["--rename-command", "SET", ""])  # SET unknown: Redis answers quoting the arguments
+    token = "acc3ss-token-in-a-command"
+    async with RedisShare(server.url) as share:
+        with pytest.raises(SharedStateError) as raised:
+            await share.tokens.save("app", SharedToken(access_token=token, expires_at=9e9, refresh_at=9e9), ttl=60)
+    shown = "".join(traceback.format_exception(type(raised.value), raised.value, raised.value.__traceback__))
+    assert "storing a token" in shown
+    assert token not in shown
+    assert "unknown command" in str(raised.value.__cause__)  # what Redis said is kept, not what it quoted
