@@ -41,10 +41,11 @@ _SAVE_RETRY = 0.1
 class RedisTokenStore:
     """An OAuth 2.0 token pair in Redis, shared by processes, with the lock `OAuth2Auth` holds across a refresh.
 
-    Made by `RedisShare.token_store`. The lock is renewed every third of ``lock_ttl`` while held,
-    so a refresh slower than ``lock_ttl`` keeps it, and a process killed while holding it frees
-    it ``lock_ttl`` later. Redis unreachable: `load`, `save` and `lock` raise `SharedStateError`,
-    and `OAuth2Auth` does not refresh.
+    Made by `RedisShare.token_store`. The lock is renewed every third of ``lock_ttl`` while held
+    (and at once again after a renewal Redis did not answer), so a refresh slower than
+    ``lock_ttl`` keeps it, and a process killed while holding it frees it ``lock_ttl`` later.
+    Redis unreachable: `load`, `save` and `lock` raise `SharedStateError`, and `OAuth2Auth` does
+    not refresh.
     """
 
     def __init__(
@@ -145,16 +146,29 @@ class RedisTokenStore:
             )
 
     async def _renew(self, lock: RedisLock) -> None:
+        """Renew the lock every third of its lease while held; after a failure, again at once, until it answers.
+
+        A renewal that Redis did not answer (a stall, a restart) is no reason to stop: the lease has
+        time left, and a renewal that arrives in it keeps the lock from a process that would send
+        the refresh token this one is spending. Only a lock another process holds now ends it.
+        """
+        period = self._lock_ttl / 3
+        failing = False
         while True:
-            await asyncio.sleep(self._lock_ttl / 3)
+            await asyncio.sleep(LOCK_POLL if failing else period)
             try:
                 renewed = await lock.extend("renewing the OAuth 2.0 lock")
             except SharedStateError as exc:
-                logger.warning("%s; it may expire while this process refreshes", exc)
-                return
+                if not failing:
+                    logger.warning("%s; trying again while this process refreshes", exc)
+                failing = True
+                continue
             if not renewed:
                 logger.warning("The OAuth 2.0 lock of %r expired while this process held it", self.key)
                 return
+            if failing:
+                logger.info("Redis renewed the OAuth 2.0 lock of %r again", self.key)
+            failing = False
 
     def __repr__(self) -> str:
         return f"RedisTokenStore(key={self.key!r}, prefix={self._prefix!r})"

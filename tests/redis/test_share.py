@@ -526,3 +526,28 @@ async def test_a_client_given_by_the_caller_stays_open(redis_server: RedisServer
         assert await own.ping()
     finally:
         await own.aclose()
+
+
+@pytest.mark.redis
+async def test_a_renewal_redis_did_not_answer_is_tried_again_and_the_lock_kept(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis paused past the share's timeout at a renewal: the holder renews again, and no one takes its lock.
+
+    Before, the first renewal that failed ended them all: the lease ran out under its live holder,
+    and a second process took the lock and sent the refresh token the first was spending.
+    """
+    async with (
+        RedisShare(redis_server.url, timeout=0.6, lock_ttl=2.4, lock_wait=1.0) as holder,
+        RedisShare(redis_server.url, timeout=0.6, lock_ttl=2.4, lock_wait=5.0) as other,
+        holder.token_store("user-42").lock(),
+    ):
+        # Paused from now for 1.5 s: the renewal due after 0.8 s waits past the 0.6 s timeout.
+        redis_server.command("CLIENT", "PAUSE", 1500, "ALL")
+        await asyncio.to_thread(redis_server.command, "PING")  # answered once the pause is over
+        # Five seconds, two leases, in which the other process may not take the lock.
+        with pytest.raises(BoxTimeoutError, match=r"another process has held the OAuth 2\.0 lock"):
+            async with other.token_store("user-42").lock():
+                pytest.fail("the other process took a lock its holder still held")
+    warnings = " ".join(warnings_of(caplog))
+    assert "renewing the OAuth 2.0 lock" in warnings  # the renewal did fail, and was tried again
