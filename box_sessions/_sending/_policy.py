@@ -9,7 +9,7 @@ import attrs
 
 from .._clock import parse_http_date
 from .._errors import BoxAPIError, BoxConnectionError, BoxTimeoutError
-from .._shared import LONGEST_COOLDOWN
+from .._shared._pacing import LONGEST_COOLDOWN
 
 __all__ = ["RETRYABLE_STATUSES", "RetryBudget", "RetryPolicy", "parse_retry_after", "should_retry"]
 

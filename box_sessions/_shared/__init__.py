@@ -21,21 +21,11 @@ can be added to `Shared`.
 
 from ._errors import SharedStateError
 from ._health import RETRY_SHARE, ShareHealth
-from ._pacing import (
-    LONGEST_COOLDOWN,
-    PacingAnswer,
-    PacingReading,
-    PacingState,
-    RateRecord,
-    Refusal,
-    Reservation,
-    SharedPacing,
-)
+from ._pacing import PacingAnswer, PacingReading, PacingState, RateRecord, Refusal, Reservation, SharedPacing
 from ._port import Shared
 from ._tokens import SharedLock, SharedToken, SharedTokens
 
 __all__ = [
-    "LONGEST_COOLDOWN",
     "RETRY_SHARE",
     "PacingAnswer",
     "PacingReading",

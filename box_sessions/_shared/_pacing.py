@@ -20,16 +20,7 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-__all__ = [
-    "LONGEST_COOLDOWN",
-    "PacingAnswer",
-    "PacingReading",
-    "PacingState",
-    "RateRecord",
-    "Refusal",
-    "Reservation",
-    "SharedPacing",
-]
+__all__ = ["PacingAnswer", "PacingReading", "PacingState", "RateRecord", "Refusal", "Reservation", "SharedPacing"]
 
 
 @attrs.frozen(kw_only=True)

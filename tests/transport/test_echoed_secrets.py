@@ -74,6 +74,28 @@ def leaked(text: str, secrets: set[str]) -> str | None:
     return None
 
 
+def run_terminate(
+    server: HostileServer, report: Path, journal: Path, **credentials: str
+) -> subprocess.CompletedProcess[str]:
+    """``box-sessions terminate`` of two user ids against ``server``; ``credentials`` its only ``BOX_`` variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOX_")}
+    return subprocess.run(  # noqa: S603 - our own interpreter running our own command
+        [
+            sys.executable,
+            "-m",
+            "box_sessions",
+            "terminate",
+            *("--user-id", "1", "--user-id", "2"),
+            *("--base-url", server.url, "--report", str(report), "--journal", str(journal)),
+        ],
+        capture_output=True,
+        text=True,
+        env={**env, **credentials},
+        timeout=60,
+        check=False,
+    )
+
+
 def assert_redacted(text: str, secrets: set[str]) -> None:
     found = leaked(text, secrets)
     assert found is None, f"a secret ({found}...) shows in: {text[:300]}"
@@ -124,23 +146,9 @@ def test_an_echoing_token_endpoint_leaks_nothing_through_the_command_line(echo: 
     """box-sessions terminate: the report file, the journal and stderr show *** instead of the client secret."""
     handler, error_class = ECHOES[echo]
     report, journal = tmp_path / "report.jsonl", tmp_path / "journal.sqlite"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOX_")}
-    env.update(BOX_CLIENT_ID="cid", BOX_CLIENT_SECRET=SECRET, BOX_ENTERPRISE_ID="42")
     with serve(echoing(handler)) as server:
-        run = subprocess.run(  # noqa: S603 - our own interpreter running our own command
-            [
-                sys.executable,
-                "-m",
-                "box_sessions",
-                "terminate",
-                *("--user-id", "1", "--user-id", "2"),
-                *("--base-url", server.url, "--report", str(report), "--journal", str(journal)),
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-            check=False,
+        run = run_terminate(
+            server, report, journal, BOX_CLIENT_ID="cid", BOX_CLIENT_SECRET=SECRET, BOX_ENTERPRISE_ID="42"
         )
         secrets = secrets_sent(server)
     # Credentials the token endpoint refuses are a credential error (2); a failing endpoint fails the inputs (1).
@@ -279,24 +287,8 @@ async def test_a_token_answer_without_a_token_keeps_no_echoed_secret_in_its_head
 def test_an_accepted_answer_echoing_the_token_leaks_it_nowhere_on_the_command_line(tmp_path: Path) -> None:
     """box-sessions terminate: the report's request ids show ***, and no file or stream shows the developer token."""
     report, journal = tmp_path / "report.jsonl", tmp_path / "journal.sqlite"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOX_")}
-    env.update(BOX_DEVELOPER_TOKEN=API_TOKEN)
     with serve(accepted_echoing) as server:
-        run = subprocess.run(  # noqa: S603 - our own interpreter running our own command
-            [
-                sys.executable,
-                "-m",
-                "box_sessions",
-                "terminate",
-                *("--user-id", "1", "--user-id", "2"),
-                *("--base-url", server.url, "--report", str(report), "--journal", str(journal)),
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-            check=False,
-        )
+        run = run_terminate(server, report, journal, BOX_DEVELOPER_TOKEN=API_TOKEN)
     assert run.returncode == 0, run.stderr
     lines = [json.loads(line) for line in report.read_text().splitlines()]
     assert [line["request_id"] for line in lines] == ["echo-***", "echo-***"]

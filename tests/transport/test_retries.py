@@ -21,7 +21,7 @@ from box_sessions import (
     RetryPolicy,
     ServerError,
 )
-from box_sessions._shared import LONGEST_COOLDOWN
+from box_sessions._shared._pacing import LONGEST_COOLDOWN
 from box_sessions.testing import FakeClock
 
 from ..conftest import ACCEPTED, USERS_URL, HeldClock, MakeClient, accepted, box_error, terminate

@@ -9,7 +9,7 @@ import pytest
 
 from box_sessions import RetryPolicy
 from box_sessions._sending import parse_retry_after
-from box_sessions._shared import LONGEST_COOLDOWN
+from box_sessions._shared._pacing import LONGEST_COOLDOWN
 
 NOW = 1_800_000_000.0
 
