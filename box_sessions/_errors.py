@@ -19,12 +19,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ._http import httpx
 from ._json import json_object
-from ._redact import scrub_text, scrub_value, secret_spellings
 
 __all__ = [
     "AuthenticationError",
@@ -39,7 +38,6 @@ __all__ = [
     "RateLimitError",
     "ServerError",
     "error_from_response",
-    "scrub_secrets",
     "with_note",
 ]
 
@@ -185,7 +183,6 @@ def error_from_response(
     *,
     retry_after: float | None = None,
     token_endpoint: bool = False,
-    secrets: Iterable[str | None] = (),
 ) -> BoxAPIError:
     """Build the typed error for an error response, whatever its body holds.
 
@@ -194,14 +191,11 @@ def error_from_response(
         retry_after: The parsed ``retry-after`` header, if any.
         token_endpoint: The response came from the OAuth token endpoint, whose error body is
             ``{"error": ..., "error_description": ...}``.
-        secrets: What the request carried that must not come back out (see `scrub_secrets`);
-            the body is scrubbed whole, before any of it is cut for a message.
+
+    What a server echoed of the request's secrets was scrubbed from the answer as it came off the
+    wire (`box_sessions._sending._echoes`), before it reaches here.
     """
-    secrets = list(secrets)
     content = response.content
-    spellings = secret_spellings(secrets)
-    if spellings:
-        content = scrub_text(content.decode("utf-8", errors="replace"), spellings).encode()
     body = json_object(content)
     if token_endpoint and "error" in body:
         code = _str_or_none(body.get("error"))
@@ -211,7 +205,7 @@ def error_from_response(
         message = _str_or_none(body.get("message"))
     context_info = body.get("context_info")
     cls = _error_class(response.status_code, token_endpoint=token_endpoint)
-    error = cls(
+    return cls(
         message or _fallback_message(response, content),
         status=response.status_code,
         code=code,
@@ -221,24 +215,3 @@ def error_from_response(
         retry_after=retry_after,
         headers=response.headers,
     )
-    return scrub_secrets(error, secrets)
-
-
-def scrub_secrets(error: BoxAPIError, secrets: Iterable[str | None]) -> BoxAPIError:
-    """Replace every secret the request carried by ``***`` in all the error keeps from the answer.
-
-    A token endpoint or a proxy may echo the request (``"error_description": "bad request:
-    grant_type=...&client_secret=..."``): the message, code, ids, context info and headers are
-    scrubbed of each secret, in each spelling a server may use (as is, form-encoded, JSON-escaped).
-    """
-    spellings = secret_spellings(secrets)
-    if not spellings:
-        return error
-    error.message = scrub_text(error.message, spellings)
-    error.args = (error.message,)
-    error.code = None if error.code is None else scrub_text(error.code, spellings)
-    error.request_id = None if error.request_id is None else scrub_text(error.request_id, spellings)
-    error.help_url = None if error.help_url is None else scrub_text(error.help_url, spellings)
-    error.context_info = scrub_value(error.context_info, spellings)
-    error.headers = {k: scrub_text(v, spellings) for k, v in error.headers.items()}
-    return error

@@ -61,7 +61,7 @@ class Echoes:
     raw: tuple[bytes, ...]
 
     def scrub(self, text: str) -> str:
-        return scrub_text(text, list(self.texts))
+        return scrub_text(text, self.texts)
 
     def found_in(self, text: str) -> bool:
         return any(spelling in text for spelling in self.texts)

@@ -31,18 +31,17 @@ import attrs
 
 from .._auth import BoxAuth
 from .._clock import Clock
-from .._errors import BoxAPIError, BoxError, BoxTimeoutError, with_note
+from .._errors import BoxAPIError, BoxError, BoxTimeoutError, error_from_response, with_note
 from .._http import httpx
 from .._pacing import Pacer
 from .._shared import Shared, ShareHealth
 from .._tasks import LoopBinding, time_limit
 from .._telemetry import Telemetry
 from ._dispatch import Dispatcher, Lifecycle
-from ._errors import error_of
 from ._gate import Gate, pool_size
 from ._hedge import Hedger
 from ._hooks import CallObserver
-from ._policy import RetryBudget, RetryPolicy
+from ._policy import RetryBudget, RetryPolicy, parse_retry_after
 from ._request import Attempt, Request
 from ._retrying import Attempts, Final
 from ._wire import Wire
@@ -230,7 +229,7 @@ class Sender:
             if response.status_code == 401:
                 # A token just issued and refused again would loop: the credentials are refused.
                 note = _FRESH_401_NOTE if self.auth.can_refresh else _DEVELOPER_401_NOTE
-            raise self._error(response, request, token, note)
+            raise self._error(response, request, note)
 
     async def _token(self, request: Request) -> tuple[str, bool]:
         try:
@@ -249,9 +248,11 @@ class Sender:
     async def _send_token_request(self, request: Request, attempt: Attempt) -> httpx.Response:
         response = await self._dispatch.send_single(request, self._headers, attempt)
         if not response.is_success:
-            raise self._error(response, request, "")
+            raise self._error(response, request)
         return response
 
-    def _error(self, response: httpx.Response, request: Request, token: str, note: str | None = None) -> BoxAPIError:
-        error = error_of(response, form=request.form, token=token, now=self.clock.time())
+    def _error(self, response: httpx.Response, request: Request, note: str | None = None) -> BoxAPIError:
+        """The typed error of an error answer (already scrubbed of the request's secrets by the wire)."""
+        retry_after = parse_retry_after(response.headers.get("retry-after"), now=self.clock.time())
+        error = error_from_response(response, retry_after=retry_after, token_endpoint=request.form is not None)
         return with_note(error, note) if note else error
