@@ -538,14 +538,17 @@ async def test_a_renewal_redis_did_not_answer_is_tried_again_and_the_lock_kept(
     and a second process took the lock and sent the refresh token the first was spending.
     """
     async with (
-        RedisShare(redis_server.url, timeout=0.6, lock_ttl=2.4, lock_wait=1.0) as holder,
-        RedisShare(redis_server.url, timeout=0.6, lock_ttl=2.4, lock_wait=5.0) as other,
+        RedisShare(redis_server.url, timeout=0.4, lock_ttl=3.0, lock_wait=1.0) as holder,
+        RedisShare(redis_server.url, lock_ttl=3.0, lock_wait=6.5) as other,
         holder.token_store("user-42").lock(),
     ):
-        # Paused from now for 1.5 s: the renewal due after 0.8 s waits past the 0.6 s timeout.
-        redis_server.command("CLIENT", "PAUSE", 1500, "ALL")
+        # Paused from now for 1.8 s: a renewal is due within 1 s of its start (a third of the
+        # lease, plus the last renewal's own time on a busy machine) and waits out the rest, at
+        # least 0.5 s, past the holder's 0.4 s timeout. The lease outlasts the pause: the holder's
+        # renewal, queued in it, runs first when it ends.
+        redis_server.command("CLIENT", "PAUSE", 1800, "ALL")
         await asyncio.to_thread(redis_server.command, "PING")  # answered once the pause is over
-        # Five seconds, two leases, in which the other process may not take the lock.
+        # Six and a half seconds, two leases, in which the other process may not take the lock.
         with pytest.raises(BoxTimeoutError, match=r"another process has held the OAuth 2\.0 lock"):
             async with other.token_store("user-42").lock():
                 pytest.fail("the other process took a lock its holder still held")
